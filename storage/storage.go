@@ -228,10 +228,10 @@ type ResendOutcome int
 
 // Resend outcomes.
 const (
-	ResendOK       ResendOutcome = iota + 1 // the new code hash replaced the old one
-	ResendTooSoon                           // cooldown not over: ResendResult.RetryAfter
-	ResendTooMany                           // the challenge already sent MaxSends codes
-	ResendLocked                            // no attempts left: a new code is refused
+	ResendOK      ResendOutcome = iota + 1 // the new code hash replaced the old one
+	ResendTooSoon                          // cooldown not over: ResendResult.RetryAfter
+	ResendTooMany                          // the challenge already sent MaxSends codes
+	ResendLocked                           // no attempts left: a new code is refused
 )
 
 func (o ResendOutcome) String() string {
