@@ -1,0 +1,289 @@
+// Package config owns otpgate's typed configuration: the defaults (production
+// and --dev), loading a YAML file strictly (an unknown key is an error), the
+// OTPGATE_* environment overrides, secrets read from *_file paths, and
+// validation that reports every problem at once, each naming its key:
+//
+//	sms: option 'code_ttl' must be between 1m and 10m, got '30m'
+//
+// Only cmd/otpgate and the packages it wires read a Config; config imports no
+// other otpgate package, and must never do so.
+package config
+
+import (
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. The yaml tags are the keys of the file;
+// every scalar key can also be set through the environment (see Load).
+type Config struct {
+	// Issuer is the OpenID Connect issuer URL, e.g. "https://id.example.com".
+	Issuer string `yaml:"issuer"`
+	// Listen is the address of the public HTTP server.
+	Listen string `yaml:"listen"`
+	// AdminListen is the address of the admin API; empty disables it.
+	AdminListen string `yaml:"admin_listen"`
+	// SystemSecret keys the HMACs (subjects, code hashes, signed flow steps)
+	// and the encryption of signing keys. Empty only with --dev, where the
+	// server generates a random one for the life of the process.
+	SystemSecret string `yaml:"system_secret" secret:"true"`
+	// SystemSecretFile names a file holding SystemSecret.
+	SystemSecretFile string `yaml:"system_secret_file"`
+	// Storage is the backend: "memory" or "redis".
+	Storage string `yaml:"storage"`
+
+	Redis  RedisConfig  `yaml:"redis"`
+	Phone  PhoneConfig  `yaml:"phone"`
+	SMS    SMSConfig    `yaml:"sms"`
+	Login  LoginConfig  `yaml:"login"`
+	Tokens TokensConfig `yaml:"tokens"`
+	Log    LogConfig    `yaml:"log"`
+
+	// Clients are static OAuth clients, registered at start-up and read-only
+	// through the admin API.
+	Clients []ClientConfig `yaml:"clients"`
+}
+
+// RedisConfig is the redis section, used when Storage is "redis".
+type RedisConfig struct {
+	// URL is a redis:// or rediss:// URL; it may carry a password.
+	URL string `yaml:"url" secret:"url"`
+	// URLFile names a file holding URL.
+	URLFile string `yaml:"url_file"`
+	// KeyPrefix namespaces every key otpgate writes.
+	KeyPrefix string `yaml:"key_prefix"`
+}
+
+// PhoneConfig is the phone section: how numbers are read and which are served.
+type PhoneConfig struct {
+	// DefaultRegion (ISO 3166-1 alpha-2, e.g. "FR") is assumed for numbers
+	// typed without a country code; empty requires the international form.
+	DefaultRegion string `yaml:"default_region"`
+	// AllowedRegions, when not empty, are the only regions served.
+	AllowedRegions []string `yaml:"allowed_regions"`
+	// DeniedRegions are never served; they win over AllowedRegions.
+	DeniedRegions []string `yaml:"denied_regions"`
+}
+
+// SMSConfig is the sms section: the sender and the one-time code policy.
+type SMSConfig struct {
+	// Sender names the SMS sender: "outbox" or "log".
+	Sender string `yaml:"sender"`
+	// CodeLength is the number of digits of a code.
+	CodeLength int `yaml:"code_length"`
+	// CodeTTL is how long a code can be used.
+	CodeTTL Duration `yaml:"code_ttl"`
+	// MaxAttempts is how many wrong answers a challenge survives.
+	MaxAttempts int `yaml:"max_attempts"`
+	// ResendCooldown is the wait between two SMS of the same challenge.
+	ResendCooldown Duration `yaml:"resend_cooldown"`
+	// MaxResends is how many times a challenge's code can be sent again.
+	MaxResends int `yaml:"max_resends"`
+	// OutboxSize is how many messages the outbox sender keeps.
+	OutboxSize int `yaml:"outbox_size"`
+}
+
+// LoginConfig is the login section: the hosted flow and browser sessions.
+type LoginConfig struct {
+	// FlowTTL is how long a user has to finish one login.
+	FlowTTL Duration `yaml:"flow_ttl"`
+	// SessionTTL is the life of the browser session (SSO); 0 turns SSO off.
+	SessionTTL Duration `yaml:"session_ttl"`
+	// ConsentTTL is how long a consent is remembered; 0 asks every time.
+	ConsentTTL Duration `yaml:"consent_ttl"`
+	// DefaultLocale is the page language when the browser asks for none we
+	// have: "en" or "fr".
+	DefaultLocale string `yaml:"default_locale"`
+}
+
+// TokensConfig is the tokens section: lifetimes of what the token endpoint issues.
+type TokensConfig struct {
+	AuthorizeCodeTTL Duration `yaml:"authorize_code_ttl"` // authorization code
+	AccessTokenTTL   Duration `yaml:"access_token_ttl"`   // access token
+	IDTokenTTL       Duration `yaml:"id_token_ttl"`       // ID token
+	RefreshTokenTTL  Duration `yaml:"refresh_token_ttl"`  // refresh token
+}
+
+// LogConfig is the log section.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// ClientConfig is one static client. Keys follow RFC 7591 client metadata.
+// Empty GrantTypes, ResponseTypes, Scope, TokenEndpointAuthMethod and
+// IDTokenSignedResponseAlg mean their defaults; Load fills them in.
+type ClientConfig struct {
+	ClientID                 string   `yaml:"client_id"`
+	ClientSecret             string   `yaml:"client_secret" secret:"true"`
+	ClientSecretFile         string   `yaml:"client_secret_file"` // file holding ClientSecret
+	ClientName               string   `yaml:"client_name"`
+	LogoURI                  string   `yaml:"logo_uri"`
+	RedirectURIs             []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs   []string `yaml:"post_logout_redirect_uris"`
+	GrantTypes               []string `yaml:"grant_types"`
+	ResponseTypes            []string `yaml:"response_types"`
+	Scope                    string   `yaml:"scope"` // space-separated, must contain openid
+	TokenEndpointAuthMethod  string   `yaml:"token_endpoint_auth_method"`
+	IDTokenSignedResponseAlg string   `yaml:"id_token_signed_response_alg"`
+	// SkipConsent skips the consent page (first-party clients).
+	SkipConsent bool `yaml:"skip_consent"`
+}
+
+// The values each enumerated option accepts. Adding an SMS sender starts by
+// adding its name to smsSenders.
+var (
+	storages      = []string{"memory", "redis"}
+	smsSenders    = []string{"outbox", "log"}
+	locales       = []string{"en", "fr"}
+	logLevels     = []string{"debug", "info", "warn", "error"}
+	logFormats    = []string{"text", "json"}
+	grantTypes    = []string{"authorization_code", "refresh_token"}
+	responseTypes = []string{"code"}
+	authMethods   = []string{"client_secret_basic", "client_secret_post", "none"}
+	signingAlgs   = []string{"RS256", "ES256"}
+)
+
+// Client defaults, applied to empty fields.
+var (
+	defaultGrantTypes    = []string{"authorization_code", "refresh_token"}
+	defaultResponseTypes = []string{"code"}
+)
+
+const (
+	defaultScope       = "openid phone offline_access"
+	defaultAuthMethod  = "client_secret_basic"
+	defaultSigningAlg  = "RS256"
+	minSystemSecretLen = 32 // bytes
+	minClientSecretLen = 32 // characters
+)
+
+// Defaults returns the production defaults, or the --dev ones when dev is
+// true. The production defaults alone do not validate: issuer, system_secret
+// and sms.sender must be set.
+func Defaults(dev bool) Config {
+	c := Config{
+		Listen:      ":8080",
+		AdminListen: "127.0.0.1:8081",
+		Storage:     "memory",
+		Redis:       RedisConfig{KeyPrefix: "otpgate:"},
+		SMS: SMSConfig{
+			CodeLength:     6,
+			CodeTTL:        minutes(5),
+			MaxAttempts:    5,
+			ResendCooldown: seconds(30),
+			MaxResends:     3,
+			OutboxSize:     100,
+		},
+		Login: LoginConfig{
+			FlowTTL:       minutes(15),
+			SessionTTL:    0,
+			ConsentTTL:    hours(720),
+			DefaultLocale: "en",
+		},
+		Tokens: TokensConfig{
+			AuthorizeCodeTTL: minutes(1),
+			AccessTokenTTL:   hours(1),
+			IDTokenTTL:       hours(1),
+			RefreshTokenTTL:  hours(720),
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+	}
+	if dev {
+		c.Issuer = "http://localhost:8080"
+		c.Listen = "localhost:8080"
+		c.Phone.DefaultRegion = "FR"
+		c.SMS.Sender = "outbox"
+	}
+	return c
+}
+
+// Scopes returns the client's scope split on spaces, or the default scopes
+// when Scope is empty.
+func (c ClientConfig) Scopes() []string {
+	if strings.TrimSpace(c.Scope) == "" {
+		return strings.Fields(defaultScope)
+	}
+	return strings.Fields(c.Scope)
+}
+
+// withDefaults fills the empty fields that have a default.
+func (c ClientConfig) withDefaults() ClientConfig {
+	if len(c.GrantTypes) == 0 {
+		c.GrantTypes = append([]string(nil), defaultGrantTypes...)
+	}
+	if len(c.ResponseTypes) == 0 {
+		c.ResponseTypes = append([]string(nil), defaultResponseTypes...)
+	}
+	if strings.TrimSpace(c.Scope) == "" {
+		c.Scope = defaultScope
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		c.TokenEndpointAuthMethod = defaultAuthMethod
+	}
+	if c.IDTokenSignedResponseAlg == "" {
+		c.IDTokenSignedResponseAlg = defaultSigningAlg
+	}
+	return c
+}
+
+// normalize resolves what Load leaves open: the storage backend when none was
+// chosen, upper-case region codes and the client defaults. It is idempotent.
+func (c Config) normalize() Config {
+	if c.Storage == "" {
+		c.Storage = "memory"
+		if c.Redis.URL != "" {
+			c.Storage = "redis"
+		}
+	}
+	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
+	c.Phone.AllowedRegions = upperAll(c.Phone.AllowedRegions)
+	c.Phone.DeniedRegions = upperAll(c.Phone.DeniedRegions)
+	if c.Clients != nil {
+		clients := make([]ClientConfig, len(c.Clients))
+		for i, cl := range c.Clients {
+			clients[i] = cl.withDefaults()
+		}
+		c.Clients = clients
+	}
+	return c
+}
+
+func upperAll(list []string) []string {
+	if list == nil {
+		return nil
+	}
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = strings.ToUpper(s)
+	}
+	return out
+}
+
+// Redacted returns a copy whose secrets are replaced by "REDACTED" (the
+// password part only, for the Redis URL), safe to print or log.
+func (c Config) Redacted() Config {
+	c.Clients = append([]ClientConfig(nil), c.Clients...)
+	redact(&c)
+	return c
+}
+
+// String renders the redacted configuration as YAML.
+func (c Config) String() string { return toYAML(c.Redacted()) }
+
+// String renders the client as YAML with its secret redacted.
+func (c ClientConfig) String() string { redact(&c); return toYAML(c) }
+
+// String renders the section as YAML with the URL's password redacted.
+func (c RedisConfig) String() string { redact(&c); return toYAML(c) }
+
+func toYAML(v any) string {
+	b, err := yaml.Marshal(v)
+	if err != nil {
+		return "<" + err.Error() + ">"
+	}
+	return string(b)
+}
