@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/spf13/cobra"
+
+	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/factors"
+	"github.com/otpgate/otpgate/factors/sms"
+	"github.com/otpgate/otpgate/factors/smsotp"
+	"github.com/otpgate/otpgate/provider"
+	"github.com/otpgate/otpgate/provider/keys"
+	"github.com/otpgate/otpgate/storage"
+	"github.com/otpgate/otpgate/storage/memory"
+	"github.com/otpgate/otpgate/storage/redis"
+)
+
+func serveCommand() *cobra.Command {
+	var (
+		dev        bool
+		configPath string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the OpenID Connect provider",
+		Long: "Run the OpenID Connect provider.\n\n" +
+			"--dev starts with no account anywhere: memory storage (Redis when OTPGATE_REDIS_URL is set),\n" +
+			"SMS written to an outbox at /dev/outbox, generated keys and a demo relying party at /dev/demo.\n" +
+			"--config FILE loads a YAML file on top of the defaults (on top of the dev defaults with --dev).",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(configPath, dev, os.Getenv)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "invalid configuration:\n%s\n", indent(err))
+				return errors.New("cannot start")
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, cfg, dev, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().BoolVar(&dev, "dev", false, "development mode: no external account needed")
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file")
+	return cmd
+}
+
+// serve wires the packages together and runs both listeners until ctx ends.
+func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) error {
+	log := newLogger(cfg.Log, out)
+	gin.SetMode(gin.ReleaseMode)
+
+	secret := []byte(cfg.SystemSecret)
+	if len(secret) == 0 && dev {
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return err
+		}
+		log.Warn("dev: generated a random system secret; keys, sessions and subjects change at every restart (set system_secret to keep them)")
+	}
+
+	store, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if cfg.Storage == "memory" && !dev {
+		log.Warn("storage: memory keeps state in this process only; use redis to run more than one instance or survive a restart")
+	}
+
+	km, err := keys.NewManager(store, secret, keys.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	if err := km.Ensure(ctx); err != nil {
+		return fmt.Errorf("signing keys: %w", err)
+	}
+
+	iss, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return fmt.Errorf("issuer: %w", err)
+	}
+	sender, err := openSender(cfg, store, log)
+	if err != nil {
+		return err
+	}
+	policy := factors.PhonePolicy{Allowed: cfg.Phone.AllowedRegions, Denied: cfg.Phone.DeniedRegions}
+	factor, err := smsotp.New(store, sender, smsotp.Options{
+		CodeLength:     cfg.SMS.CodeLength,
+		TTL:            time.Duration(cfg.SMS.CodeTTL),
+		MaxAttempts:    cfg.SMS.MaxAttempts,
+		ResendCooldown: time.Duration(cfg.SMS.ResendCooldown),
+		MaxResends:     cfg.SMS.MaxResends,
+		HashKey:        provider.CodeHashKey(secret),
+		Origin:         iss.Host,
+		Policy:         policy,
+	})
+	if err != nil {
+		return err
+	}
+
+	clients := staticClients(cfg.Clients)
+	if dev {
+		clients = append(clients, provider.DevClients(cfg.Issuer)...)
+	}
+	p, err := provider.New(ctx, provider.Options{
+		Issuer: cfg.Issuer, Secret: secret,
+		Store: store, Keys: km, Factor: factor,
+		DefaultRegion: cfg.Phone.DefaultRegion, PhonePolicy: policy,
+		CodeLength: cfg.SMS.CodeLength, ResendAfter: time.Duration(cfg.SMS.ResendCooldown), MaxResends: cfg.SMS.MaxResends,
+		FlowTTL:          time.Duration(cfg.Login.FlowTTL),
+		SessionTTL:       time.Duration(cfg.Login.SessionTTL),
+		ConsentTTL:       time.Duration(cfg.Login.ConsentTTL),
+		AuthorizeCodeTTL: time.Duration(cfg.Tokens.AuthorizeCodeTTL),
+		AccessTokenTTL:   time.Duration(cfg.Tokens.AccessTokenTTL),
+		IDTokenTTL:       time.Duration(cfg.Tokens.IDTokenTTL),
+		RefreshTokenTTL:  time.Duration(cfg.Tokens.RefreshTokenTTL),
+		DefaultLocale:    cfg.Login.DefaultLocale,
+		Dev:              dev,
+		StaticClients:    clients,
+		Logger:           log,
+	})
+	if err != nil {
+		return err
+	}
+
+	servers := []*http.Server{newServer(cfg.Listen, p.Handler())}
+	if cfg.AdminListen != "" {
+		servers = append(servers, newServer(cfg.AdminListen, p.AdminHandler()))
+	}
+	errc := make(chan error, len(servers))
+	for _, srv := range servers {
+		ln, err := net.Listen("tcp", srv.Addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", srv.Addr, err)
+		}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("otpgate started", "version", version, "issuer", cfg.Issuer, "listen", cfg.Listen,
+		"admin_listen", cfg.AdminListen, "storage", cfg.Storage, "sms_sender", cfg.SMS.Sender, "dev", dev)
+	if dev {
+		fmt.Fprintf(out, "\notpgate is running in development mode.\n"+
+			"  Start page:   %[1]s/\n"+
+			"  Demo login:   %[1]s/dev/demo\n"+
+			"  SMS outbox:   %[1]s/dev/outbox (JSON: %[1]s/dev/outbox.json)\n"+
+			"  Discovery:    %[1]s/.well-known/openid-configuration\n"+
+			"  Health:       http://%[2]s/healthz, /readyz\n\n", cfg.Issuer, cfg.AdminListen)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		log.Error("listener failed", "err", err)
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	return nil
+}
+
+func newServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+func newLogger(c config.LogConfig, out io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(out, opts))
+	}
+	return slog.New(slog.NewTextHandler(out, opts))
+}
+
+func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
+	if cfg.Storage != "redis" {
+		return memory.New(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	s, err := redis.Open(ctx, cfg.Redis.URL, redis.WithPrefix(cfg.Redis.KeyPrefix))
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return s, nil
+}
+
+func openSender(cfg config.Config, store storage.Store, log *slog.Logger) (sms.Sender, error) {
+	switch cfg.SMS.Sender {
+	case "outbox":
+		return sms.NewOutbox(store, cfg.SMS.OutboxSize, time.Now), nil
+	case "log":
+		return sms.NewLog(log), nil
+	}
+	return nil, fmt.Errorf("sms: unknown sender %q", cfg.SMS.Sender)
+}
+
+func staticClients(list []config.ClientConfig) []provider.StaticClient {
+	out := make([]provider.StaticClient, 0, len(list))
+	for _, c := range list {
+		out = append(out, provider.StaticClient{
+			Client: storage.Client{
+				ID:                       c.ClientID,
+				Name:                     c.ClientName,
+				LogoURI:                  c.LogoURI,
+				RedirectURIs:             c.RedirectURIs,
+				PostLogoutRedirectURIs:   c.PostLogoutRedirectURIs,
+				GrantTypes:               c.GrantTypes,
+				ResponseTypes:            c.ResponseTypes,
+				Scopes:                   c.Scopes(),
+				TokenEndpointAuthMethod:  c.TokenEndpointAuthMethod,
+				IDTokenSignedResponseAlg: c.IDTokenSignedResponseAlg,
+				SkipConsent:              c.SkipConsent,
+			},
+			Secret: c.ClientSecret,
+		})
+	}
+	return out
+}

@@ -1,0 +1,263 @@
+// Package provider is otpgate's OpenID Connect provider: the fosite composition,
+// the HTTP routes (gin) for the protocol endpoints, the hosted login flow
+// (phone, code, consent), browser sessions, and the development pages.
+//
+// Handlers are thin: they parse the request, call fosite, a factors.Factor or the
+// storage.Store with the request's context, and render a page or redirect.
+// provider depends on factors, storage, templates and provider/keys; nothing
+// below it imports it.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/otpgate/otpgate/factors"
+	"github.com/otpgate/otpgate/provider/keys"
+	"github.com/otpgate/otpgate/storage"
+)
+
+// Options configure a Provider. Store, Keys, Factor, Issuer and Secret are required.
+type Options struct {
+	Issuer string // e.g. https://login.example.com (no trailing slash)
+	Secret []byte // the system secret; every other key is derived from it
+
+	Store  storage.Store
+	Keys   *keys.Manager
+	Factor factors.Factor
+
+	DefaultRegion string              // region for national phone formats ("FR"); "" requires +CC
+	PhonePolicy   factors.PhonePolicy // allowed / denied regions
+	CodeLength    int                 // shown on the code page
+	ResendAfter   time.Duration       // cooldown shown on the code page (the factor enforces it)
+	MaxResends    int                 // resends per challenge, shown on the code page
+
+	FlowTTL          time.Duration // a pending login (default 15m)
+	SessionTTL       time.Duration // browser SSO session; 0 = off
+	ConsentTTL       time.Duration // remembered consent (default 30 days)
+	AuthorizeCodeTTL time.Duration // default 1m
+	AccessTokenTTL   time.Duration // default 1h
+	IDTokenTTL       time.Duration // default 1h
+	RefreshTokenTTL  time.Duration // default 30 days
+
+	DefaultLocale string // "en"
+	Dev           bool   // serve /dev pages and the demo relying party
+
+	StaticClients []StaticClient // clients from the config file, seeded at start
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// StaticClient is a client defined in the configuration, with its secret in clear
+// (it is hashed before it reaches the store).
+type StaticClient struct {
+	storage.Client
+	Secret string
+}
+
+// Provider serves the OpenID Connect endpoints and the hosted login.
+type Provider struct {
+	opts    Options
+	issuer  *url.URL
+	store   storage.Store
+	keys    *keys.Manager
+	factor  factors.Factor
+	oauth2  fosite.OAuth2Provider
+	fconfig *fosite.Config
+	secrets secretHasher
+	log     *slog.Logger
+	now     func() time.Time
+
+	subjectKey []byte
+	stepKey    []byte
+	csrfKey    []byte
+	secure     bool // cookies Secure: the issuer is https
+
+	demoMu sync.Mutex
+	demoRP *demoRP // the dev-mode relying party, built on first use
+}
+
+// New builds a Provider and seeds the static clients into the store.
+func New(ctx context.Context, opts Options) (*Provider, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	iss, err := url.Parse(opts.Issuer)
+	if err != nil || iss.Scheme == "" || iss.Host == "" {
+		return nil, fmt.Errorf("provider: issuer %q is not an absolute URL", opts.Issuer)
+	}
+	p := &Provider{
+		opts:       opts,
+		issuer:     iss,
+		store:      opts.Store,
+		keys:       opts.Keys,
+		factor:     opts.Factor,
+		secrets:    secretHasher{key: DeriveKey(opts.Secret, purposeClientSecret)},
+		log:        opts.Logger,
+		now:        opts.Now,
+		subjectKey: DeriveKey(opts.Secret, purposeSubject),
+		stepKey:    DeriveKey(opts.Secret, purposeFlowStep),
+		csrfKey:    DeriveKey(opts.Secret, purposeCSRF),
+		secure:     iss.Scheme == "https",
+	}
+	p.fconfig = &fosite.Config{
+		IDTokenIssuer:                   opts.Issuer,
+		AccessTokenIssuer:               opts.Issuer,
+		TokenURL:                        opts.Issuer + "/oauth2/token",
+		AuthorizeCodeLifespan:           opts.AuthorizeCodeTTL,
+		AccessTokenLifespan:             opts.AccessTokenTTL,
+		IDTokenLifespan:                 opts.IDTokenTTL,
+		RefreshTokenLifespan:            opts.RefreshTokenTTL,
+		GlobalSecret:                    DeriveKey(opts.Secret, purposeFosite),
+		ScopeStrategy:                   fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy:        fosite.DefaultAudienceMatchingStrategy,
+		EnforcePKCEForPublicClients:     true,
+		EnablePKCEPlainChallengeMethod:  false,
+		ClientSecretsHasher:             p.secrets,
+		SendDebugMessagesToClients:      false,
+		MinParameterEntropy:             fosite.MinParameterEntropy,
+		RefreshTokenScopes:              []string{"offline_access"},
+		PushedAuthorizeRequestURIPrefix: "urn:ietf:params:oauth:request_uri:",
+		PushedAuthorizeContextLifespan:  time.Minute,
+		AllowedPromptValues:             []string{"login", "none", "consent"},
+		RedirectSecureChecker:           fosite.IsRedirectURISecureStrict,
+	}
+	fstore := storage.NewFosite(opts.Store, p.getClient, func() fosite.Session { return newSession() })
+	signer := opts.Keys.Signer()
+	// Compose explicitly: never ComposeAllEnabled, which turns on the implicit,
+	// password and client-credentials grants.
+	p.oauth2 = compose.Compose(p.fconfig, fstore, &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(p.fconfig),
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: signer, Config: p.fconfig},
+		Signer:                     signer,
+	},
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2PKCEFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+		compose.PushedAuthorizeHandlerFactory,
+	)
+	if err := p.seedClients(ctx, opts.StaticClients); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (o *Options) defaults() error {
+	switch {
+	case o.Store == nil:
+		return errors.New("provider: Options.Store is required")
+	case o.Keys == nil:
+		return errors.New("provider: Options.Keys is required")
+	case o.Factor == nil:
+		return errors.New("provider: Options.Factor is required")
+	case len(o.Secret) < 16:
+		return errors.New("provider: Options.Secret is required (at least 16 bytes)")
+	}
+	setDuration := func(d *time.Duration, def time.Duration) {
+		if *d == 0 {
+			*d = def
+		}
+	}
+	setDuration(&o.FlowTTL, 15*time.Minute)
+	setDuration(&o.ConsentTTL, 30*24*time.Hour)
+	setDuration(&o.AuthorizeCodeTTL, time.Minute)
+	setDuration(&o.AccessTokenTTL, time.Hour)
+	setDuration(&o.IDTokenTTL, time.Hour)
+	setDuration(&o.RefreshTokenTTL, 30*24*time.Hour)
+	setDuration(&o.ResendAfter, 30*time.Second)
+	if o.MaxResends == 0 {
+		o.MaxResends = 3
+	}
+	if o.CodeLength == 0 {
+		o.CodeLength = 6
+	}
+	if o.DefaultLocale == "" {
+		o.DefaultLocale = "en"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return nil
+}
+
+// seedClients writes the static clients, replacing an earlier version of each.
+func (p *Provider) seedClients(ctx context.Context, clients []StaticClient) error {
+	for _, sc := range clients {
+		c := sc.Client
+		c.Static = true
+		if sc.Secret != "" {
+			c.SecretHash = p.HashClientSecret(sc.Secret)
+		}
+		now := p.now().UTC()
+		c.CreatedAt, c.UpdatedAt = now, now
+		err := p.store.CreateClient(ctx, c)
+		if errors.Is(err, storage.ErrAlreadyExists) {
+			_, err = p.store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
+				c.CreatedAt = old.CreatedAt
+				return c, nil
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("provider: seed client %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+// Handler returns the public listener's routes.
+func (p *Provider) Handler() http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery(), p.securityHeaders)
+	p.registerProtocol(r)
+	p.registerLogin(r)
+	p.registerHealth(r)
+	if p.opts.Dev {
+		p.registerDev(r)
+	}
+	r.NoRoute(func(c *gin.Context) { p.renderError(c, http.StatusNotFound, "error.not_found") })
+	return r
+}
+
+// AdminHandler returns the admin listener's routes.
+func (p *Provider) AdminHandler() http.Handler {
+	r := gin.New()
+	r.Use(gin.Recovery())
+	p.registerHealth(r)
+	return r
+}
+
+func (p *Provider) registerHealth(r gin.IRouter) {
+	r.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
+	r.GET("/readyz", func(c *gin.Context) {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+		defer cancel()
+		if err := p.store.Ping(ctx); err != nil {
+			p.log.Warn("readiness: store unreachable", "err", err)
+			c.String(http.StatusServiceUnavailable, "store unreachable\n")
+			return
+		}
+		c.String(http.StatusOK, "ok\n")
+	})
+}
+
+// Issuer returns the issuer URL.
+func (p *Provider) Issuer() string { return p.opts.Issuer }
