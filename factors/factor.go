@@ -1,0 +1,60 @@
+// Package factors owns the ways otpgate proves that a person holds a phone number:
+// the Factor interface the hosted login pages drive, the typed errors those pages
+// turn into messages, and phone-number parsing, masking and policy (E.164,
+// allowed regions).
+//
+// Implementations live in sub-packages: factors/smsotp generates codes itself and
+// sends them through an SMS sender from factors/sms. Factors know nothing about
+// OAuth or HTTP: this package and its sub-packages never import provider or cmd.
+package factors
+
+import (
+	"context"
+	"time"
+)
+
+// StartRequest asks a factor to open a challenge for a phone number.
+type StartRequest struct {
+	FlowID   string // the login flow the challenge belongs to
+	Phone    string // E.164, already parsed and checked against the policy
+	Locale   string // language of the SMS ("fr", "en-GB", …)
+	ClientID string // the relying party, for logs and per-client limits
+}
+
+// ResendRequest asks a factor to send a new code for an open challenge.
+type ResendRequest struct {
+	ChallengeID string
+	Locale      string
+	ClientID    string
+}
+
+// Challenge is what the login page needs to know about an open challenge.
+type Challenge struct {
+	ID           string
+	Phone        string    // E.164; mask it with MaskPhone before showing or logging
+	ExpiresAt    time.Time // the current code stops working at this time
+	ResendAt     time.Time // the earliest time a new code may be requested
+	ResendsLeft  int
+	AttemptsLeft int
+}
+
+// Result is a successful verification.
+type Result struct {
+	Phone string   // the verified number, E.164
+	AMR   []string // authentication method references (RFC 8176)
+}
+
+// Factor is one way of proving possession of a phone number. Implementations are
+// safe for concurrent use and return the errors declared in this package.
+type Factor interface {
+	// Name identifies the factor in configuration and logs ("sms").
+	Name() string
+	// AMR returns the RFC 8176 method references a success proves (["sms"]).
+	AMR() []string
+	// Start opens a challenge and sends the first code.
+	Start(ctx context.Context, req StartRequest) (Challenge, error)
+	// Resend sends a new code for an open challenge; the previous code stops working.
+	Resend(ctx context.Context, req ResendRequest) (Challenge, error)
+	// Verify checks an answer. A correct answer consumes the challenge.
+	Verify(ctx context.Context, challengeID, answer string) (Result, error)
+}

@@ -1,0 +1,373 @@
+// Package smsotp is the SMS one-time-code factor: it generates the codes itself
+// (crypto/rand, no modulo bias), keeps only a keyed hash of each code in a
+// storage.ChallengeStore, texts the code through an sms.Sender using the SMS
+// texts in templates, and checks answers with the store's atomic verification
+// (lifetime, attempt limit, single use).
+//
+// It implements factors.Factor. It imports storage, templates, factors and
+// factors/sms, never provider or cmd. It never logs: errors carry context for
+// the caller, and neither they nor anything else here contain a code or a full
+// phone number.
+package smsotp
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/factors"
+	"github.com/otpgate/otpgate/factors/sms"
+	"github.com/otpgate/otpgate/storage"
+	"github.com/otpgate/otpgate/templates"
+)
+
+// Name is the factor's name in configuration and logs.
+const Name = "sms"
+
+// Defaults for the zero values of Options (NIST SP 800-63B out-of-band codes).
+const (
+	DefaultCodeLength     = 6
+	DefaultTTL            = 5 * time.Minute
+	DefaultMaxAttempts    = 5
+	DefaultResendCooldown = 30 * time.Second
+	DefaultMaxResends     = 3
+)
+
+// MinHashKeyLength is the shortest HashKey New accepts, in bytes.
+const MinHashKeyLength = 32
+
+// Options configures the factor. Zero values take the defaults above; HashKey
+// and Origin are required.
+type Options struct {
+	CodeLength     int           // digits per code, 4–10 (6)
+	TTL            time.Duration // lifetime of each code, 1m–1h (5m)
+	MaxAttempts    int           // wrong answers allowed per code, 1–20 (5)
+	ResendCooldown time.Duration // minimum time between two codes, 1s–10m and below TTL (30s)
+	MaxResends     int           // new codes allowed after the first, 1–10 (3)
+	HashKey        []byte        // HMAC key for code hashes, at least MinHashKeyLength bytes
+	Origin         string        // issuer host for the SMS origin line: "login.example.com", "localhost:8080"
+	Policy         factors.PhonePolicy
+	Now            func() time.Time // time.Now
+	Rand           io.Reader        // crypto/rand.Reader
+}
+
+// Factor is the SMS one-time-code factor. It is safe for concurrent use.
+type Factor struct {
+	store  storage.ChallengeStore
+	sender sms.Sender
+	opts   Options
+}
+
+var _ factors.Factor = (*Factor)(nil)
+
+// New returns the factor, or an error naming every invalid option.
+func New(store storage.ChallengeStore, sender sms.Sender, opts Options) (*Factor, error) {
+	opts = withDefaults(opts)
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("smsotp: a challenge store is required"))
+	}
+	if sender == nil {
+		errs = append(errs, errors.New("smsotp: an sms sender is required"))
+	}
+	errs = append(errs, validate(opts)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	opts.HashKey = append([]byte(nil), opts.HashKey...)
+	return &Factor{store: store, sender: sender, opts: opts}, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.CodeLength == 0 {
+		o.CodeLength = DefaultCodeLength
+	}
+	if o.TTL == 0 {
+		o.TTL = DefaultTTL
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.ResendCooldown == 0 {
+		o.ResendCooldown = DefaultResendCooldown
+	}
+	if o.MaxResends == 0 {
+		o.MaxResends = DefaultMaxResends
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	return o
+}
+
+func validate(o Options) []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("smsotp: "+format, args...))
+	}
+	if o.CodeLength < 4 || o.CodeLength > 10 {
+		bad("option 'code_length' must be between 4 and 10, got '%d'", o.CodeLength)
+	}
+	if o.TTL < time.Minute || o.TTL > time.Hour {
+		bad("option 'ttl' must be between 1m and 1h, got '%s'", o.TTL)
+	}
+	if o.MaxAttempts < 1 || o.MaxAttempts > 20 {
+		bad("option 'max_attempts' must be between 1 and 20, got '%d'", o.MaxAttempts)
+	}
+	if o.ResendCooldown < time.Second || o.ResendCooldown > 10*time.Minute || o.ResendCooldown >= o.TTL {
+		bad("option 'resend_cooldown' must be between 1s and 10m and shorter than 'ttl', got '%s'", o.ResendCooldown)
+	}
+	if o.MaxResends < 1 || o.MaxResends > 10 {
+		bad("option 'max_resends' must be between 1 and 10, got '%d'", o.MaxResends)
+	}
+	if len(o.HashKey) < MinHashKeyLength {
+		bad("option 'hash_key' must be at least %d bytes, got %d", MinHashKeyLength, len(o.HashKey))
+	}
+	if err := checkOrigin(o.Origin); err != nil {
+		bad("option 'origin' %v, got %q", err, o.Origin)
+	}
+	if err := o.Policy.Validate(); err != nil {
+		bad("option 'policy': %v", err)
+	}
+	return errs
+}
+
+// checkOrigin accepts a bare host with an optional port, as the origin-bound
+// SMS line expects: no scheme, path, user or spaces.
+func checkOrigin(origin string) error {
+	if origin == "" {
+		return errors.New("is required (the issuer's host, e.g. login.example.com)")
+	}
+	u, err := url.Parse("//" + origin)
+	if err != nil || u.Host != origin || u.User != nil || u.Path != "" || strings.ContainsAny(origin, " \t\r\n#@") {
+		return errors.New("must be a host with an optional port, without scheme or path")
+	}
+	return nil
+}
+
+// Name returns "sms".
+func (f *Factor) Name() string { return Name }
+
+// AMR returns ["sms"] (RFC 8176).
+func (f *Factor) AMR() []string { return []string{"sms"} }
+
+// Start opens a challenge for req.Phone and texts its first code. When the
+// sender fails, the challenge is deleted and the error is a *factors.DeliveryError.
+func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.Challenge, error) {
+	phone, err := factors.ParsePhone(req.Phone, "")
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	if phone.E164 != req.Phone {
+		return factors.Challenge{}, fmt.Errorf("%w: not in E.164 form", factors.ErrInvalidPhone)
+	}
+	if err := f.opts.Policy.Check(phone); err != nil {
+		return factors.Challenge{}, err
+	}
+	id, err := f.newID()
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	code, err := generateCode(f.opts.Rand, f.opts.CodeLength)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	body, err := f.render(req.Locale, code)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	now := f.opts.Now()
+	c := storage.Challenge{
+		ID:          id,
+		FlowID:      req.FlowID,
+		Phone:       phone.E164,
+		CodeHash:    f.hash(id, code),
+		MaxAttempts: f.opts.MaxAttempts,
+		Sends:       1,
+		LastSentAt:  now,
+		ExpiresAt:   now.Add(f.opts.TTL),
+		CreatedAt:   now,
+	}
+	if err := f.store.CreateChallenge(ctx, c); err != nil {
+		return factors.Challenge{}, fmt.Errorf("smsotp: create challenge: %w", err)
+	}
+	msg := sms.Message{To: phone.E164, Body: body, Locale: req.Locale, ClientID: req.ClientID}
+	if _, err := f.sender.Send(ctx, msg); err != nil {
+		// The user never got this code: leave nothing that could be verified or
+		// counted. The request context may be the reason the send failed.
+		if derr := f.store.DeleteChallenge(context.WithoutCancel(ctx), id); derr != nil && !errors.Is(derr, storage.ErrNotFound) {
+			err = errors.Join(err, fmt.Errorf("smsotp: delete undelivered challenge: %w", derr))
+		}
+		return factors.Challenge{}, &factors.DeliveryError{Err: err}
+	}
+	return f.challenge(c), nil
+}
+
+// Resend texts a new code for an open challenge; the previous code stops
+// working and the attempt counter starts again. Errors: factors.ErrNotFound,
+// *factors.RateLimitedError (cooldown), factors.ErrTooManyResends,
+// factors.ErrTooManyAttempts (locked), *factors.DeliveryError. After a delivery
+// failure the challenge stays open and the send counts, so a broken provider
+// cannot be used to bypass the resend limit.
+func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors.Challenge, error) {
+	if !plausibleID(req.ChallengeID) {
+		return factors.Challenge{}, factors.ErrNotFound
+	}
+	code, err := generateCode(f.opts.Rand, f.opts.CodeLength)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	body, err := f.render(req.Locale, code)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	now := f.opts.Now()
+	res, err := f.store.ResendChallenge(ctx, req.ChallengeID, storage.Resend{
+		CodeHash:  f.hash(req.ChallengeID, code),
+		Now:       now,
+		Cooldown:  f.opts.ResendCooldown,
+		MaxSends:  1 + f.opts.MaxResends,
+		ExpiresAt: now.Add(f.opts.TTL),
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return factors.Challenge{}, factors.ErrNotFound
+	}
+	if err != nil {
+		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: %w", err)
+	}
+	switch res.Outcome {
+	case storage.ResendOK:
+	case storage.ResendTooSoon:
+		return factors.Challenge{}, &factors.RateLimitedError{RetryAfter: res.RetryAfter}
+	case storage.ResendTooMany:
+		return factors.Challenge{}, factors.ErrTooManyResends
+	case storage.ResendLocked:
+		return factors.Challenge{}, factors.ErrTooManyAttempts
+	default:
+		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: unexpected outcome %s", res.Outcome)
+	}
+	msg := sms.Message{To: res.Challenge.Phone, Body: body, Locale: req.Locale, ClientID: req.ClientID}
+	if _, err := f.sender.Send(ctx, msg); err != nil {
+		return factors.Challenge{}, &factors.DeliveryError{Err: err}
+	}
+	return f.challenge(res.Challenge), nil
+}
+
+// maxAnswerLength bounds the answer normalised before it is judged: anything
+// longer is wrong whatever it contains.
+const maxAnswerLength = 64
+
+// Verify checks answer against the challenge's current code. Spaces are
+// ignored; anything but CodeLength digits is a wrong answer and counts as an
+// attempt. Errors: factors.ErrNotFound, *factors.InvalidCodeError,
+// factors.ErrExpired, factors.ErrTooManyAttempts.
+func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factors.Result, error) {
+	if !plausibleID(challengeID) {
+		return factors.Result{}, factors.ErrNotFound
+	}
+	code, ok := normalizeAnswer(answer, f.opts.CodeLength)
+	if !ok {
+		// No code is ever empty, so this hash matches nothing, and the store
+		// still counts the attempt: malformed answers are not free guesses.
+		code = ""
+	}
+	res, err := f.store.VerifyChallenge(ctx, challengeID, f.hash(challengeID, code), f.opts.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return factors.Result{}, factors.ErrNotFound
+	}
+	if err != nil {
+		return factors.Result{}, fmt.Errorf("smsotp: verify challenge: %w", err)
+	}
+	switch res.Outcome {
+	case storage.VerifyOK:
+		return factors.Result{Phone: res.Challenge.Phone, AMR: f.AMR()}, nil
+	case storage.VerifyWrongCode:
+		return factors.Result{}, &factors.InvalidCodeError{Remaining: res.Remaining}
+	case storage.VerifyExpired:
+		return factors.Result{}, factors.ErrExpired
+	case storage.VerifyLocked:
+		return factors.Result{}, factors.ErrTooManyAttempts
+	}
+	return factors.Result{}, fmt.Errorf("smsotp: verify challenge: unexpected outcome %s", res.Outcome)
+}
+
+// normalizeAnswer drops white space and accepts exactly n ASCII digits.
+func normalizeAnswer(answer string, n int) (string, bool) {
+	if len(answer) > maxAnswerLength {
+		return "", false
+	}
+	var b strings.Builder
+	for _, r := range answer {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\u00a0' || r == '\u202f':
+		default:
+			return "", false
+		}
+	}
+	if b.Len() != n {
+		return "", false
+	}
+	return b.String(), true
+}
+
+func (f *Factor) render(locale, code string) (string, error) {
+	body, err := templates.SMS(locale, templates.SMSData{
+		Code:       code,
+		Origin:     f.opts.Origin,
+		TTLMinutes: int(f.opts.TTL / time.Minute), // rounded down: never promise more time than there is
+	})
+	if err != nil {
+		return "", fmt.Errorf("smsotp: render sms: %w", err)
+	}
+	return body, nil
+}
+
+// challenge describes a stored challenge for the login page.
+func (f *Factor) challenge(c storage.Challenge) factors.Challenge {
+	return factors.Challenge{
+		ID:           c.ID,
+		Phone:        c.Phone,
+		ExpiresAt:    c.ExpiresAt,
+		ResendAt:     c.LastSentAt.Add(f.opts.ResendCooldown),
+		ResendsLeft:  max(0, 1+f.opts.MaxResends-c.Sends),
+		AttemptsLeft: max(0, c.MaxAttempts-c.Attempts),
+	}
+}
+
+// hash binds a code to its challenge, so a hash copied from one challenge
+// record is worthless for another.
+func (f *Factor) hash(challengeID, code string) []byte {
+	mac := hmac.New(sha256.New, f.opts.HashKey)
+	mac.Write([]byte(challengeID))
+	mac.Write([]byte{0})
+	mac.Write([]byte(code))
+	return mac.Sum(nil)
+}
+
+// plausibleID rejects ids this factor cannot have issued before they reach the
+// store: they come from forms, and an attacker's megabyte is not a key.
+func plausibleID(id string) bool {
+	return id != "" && len(id) <= 64
+}
+
+// newID returns a 128-bit random challenge id, base64url without padding.
+func (f *Factor) newID() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(f.opts.Rand, b[:]); err != nil {
+		return "", fmt.Errorf("smsotp: challenge id: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
