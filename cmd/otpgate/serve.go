@@ -60,7 +60,7 @@ func serveCommand() *cobra.Command {
 
 // serve wires the packages together and runs both listeners until ctx ends.
 func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) error {
-	log := newLogger(cfg.Log, out)
+	log := newLogger(cfg.Log, os.Stderr)
 	gin.SetMode(gin.ReleaseMode)
 
 	secret := []byte(cfg.SystemSecret)
