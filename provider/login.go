@@ -410,12 +410,7 @@ func (p *Provider) finish(c *gin.Context, ar fosite.AuthorizeRequester, client *
 	for _, aud := range ar.GetRequestedAudience() {
 		ar.GrantAudience(aud)
 	}
-	kid, _, err := p.keys.SigningKey(ctx, client.idTokenAlg)
-	if err != nil {
-		p.authorizeError(c, ar, fosite.ErrServerError.WithWrap(err).WithDebug(err.Error()))
-		return
-	}
-	a.KeyID = kid
+	a.SigningAlg = client.idTokenAlg
 	resp, err := p.oauth2.NewAuthorizeResponse(ctx, ar, sessionFor(a, ar.GetGrantedScopes()))
 	if err != nil {
 		p.authorizeError(c, ar, err)

@@ -6,6 +6,8 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
+
+	"github.com/otpgate/otpgate/provider/keys"
 )
 
 // acrSMS is the authentication context class otpgate asserts: possession of a
@@ -33,7 +35,7 @@ type authenticated struct {
 	AuthTime    time.Time
 	AMR         []string
 	RequestedAt time.Time
-	KeyID       string // the signing key for this client's id_token alg
+	SigningAlg  string // the client's id_token_signed_response_alg
 }
 
 // sessionFor builds the fosite session for a completed login. The phone number
@@ -51,6 +53,8 @@ func sessionFor(a authenticated, granted fosite.Arguments) *openid.DefaultSessio
 		s.Claims.Extra[claimPhoneNumber] = a.Phone
 		s.Claims.Extra[claimPhoneVerified] = true
 	}
-	s.Headers.Extra["kid"] = a.KeyID
+	// Name the algorithm, not a key: a refresh after a key rotation must sign
+	// with the key current then (see keys.AlgHint).
+	s.Headers.Extra[keys.AlgHint] = a.SigningAlg
 	return s
 }

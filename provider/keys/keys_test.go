@@ -398,6 +398,37 @@ func TestSignerDefaultsToRS256(t *testing.T) {
 	}
 }
 
+// Sessions name an algorithm, not a kid: the token is signed with the key that
+// is current for that algorithm when it is made, even after the key current at
+// login has been rotated out and has expired.
+func TestSignerAlgorithmHintSurvivesRotation(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	m := newManager(t, newStore(t, memory.WithNow(clk.Now)), WithNow(clk.Now))
+	ensure(t, m)
+	header := map[string]any{AlgHint: ES256}
+	tok := sign(t, m, header)
+	h, err := verifyWithJWKS(jwks(t, m), tok)
+	if err != nil || h.Algorithm != ES256 || h.KeyID != kidOf(t, m, ES256) {
+		t.Fatalf("alg hint ES256: header %+v, err %v", h, err)
+	}
+	if len(header) != 1 {
+		t.Errorf("Generate changed the caller's header: %v", header)
+	}
+	if _, err := m.Rotate(ctx, ES256, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	tok = sign(t, m, header)
+	h, err = verifyWithJWKS(jwks(t, m), tok)
+	if err != nil || h.Algorithm != ES256 || h.KeyID != kidOf(t, m, ES256) {
+		t.Fatalf("after rotation: header %+v, err %v", h, err)
+	}
+	if _, _, err := m.Signer().Generate(ctx, jwt.MapClaims{"sub": "s1"}, &jwt.Headers{Extra: map[string]any{AlgHint: "HS256"}}); err == nil {
+		t.Error("an unsupported algorithm hint was accepted")
+	}
+}
+
 func TestSignerRejects(t *testing.T) {
 	ctx := context.Background()
 	m := newManager(t, newStore(t))

@@ -28,12 +28,22 @@ type signer struct {
 
 var _ jwt.Signer = (*signer)(nil)
 
+// AlgHint is the header entry through which a caller of Signer().Generate names
+// the algorithm to sign with ("RS256" or "ES256") without naming a key.
+const AlgHint = "otpgate_alg"
+
 func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.Mapper) (string, string, error) {
 	extra := map[string]any{}
 	if header != nil {
 		maps.Copy(extra, header.ToMap()) // a copy: the caller's header is left alone
 	}
-	kid, key, err := s.m.keyForHeader(ctx, extra["kid"])
+	// An AlgHint entry asks for the current key of that algorithm and is not
+	// copied into the token: sessions name the algorithm rather than a kid, so
+	// that an ID token refreshed after a rotation is signed with the key
+	// current then.
+	alg, _ := extra[AlgHint].(string)
+	delete(extra, AlgHint)
+	kid, key, err := s.m.keyForHeader(ctx, extra["kid"], alg)
 	if err != nil {
 		return "", "", err
 	}
@@ -43,21 +53,28 @@ func (s *signer) Generate(ctx context.Context, claims jwt.MapClaims, header jwt.
 	return ds.Generate(ctx, claims, &jwt.Headers{Extra: extra})
 }
 
-// keyForHeader resolves the kid a caller asked for to a key that may sign.
-func (m *Manager) keyForHeader(ctx context.Context, v any) (string, any, error) {
+// keyForHeader resolves the kid a caller asked for to a key that may sign;
+// without a kid, the current key for alg (RS256 when alg is empty).
+func (m *Manager) keyForHeader(ctx context.Context, v any, alg string) (string, any, error) {
 	s, err := m.snapshot(ctx)
 	if err != nil {
 		return "", nil, err
 	}
+	if alg == "" {
+		alg = RS256
+	}
+	if !supported(alg) {
+		return "", nil, fmt.Errorf("keys: unsupported signing algorithm %q", alg)
+	}
 	if v == nil {
-		return m.currentKey(s, RS256)
+		return m.currentKey(s, alg)
 	}
 	kid, ok := v.(string)
 	if !ok {
 		return "", nil, fmt.Errorf("keys: header kid must be a string, got %T", v)
 	}
 	if kid == "" {
-		return m.currentKey(s, RS256)
+		return m.currentKey(s, alg)
 	}
 	pk, ok := s.published[kid]
 	if !ok {
