@@ -1,0 +1,159 @@
+package memory
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/otpgate/otpgate/storage"
+)
+
+// CreateChallenge stores c until c.ExpiresAt + storage.ChallengeGrace.
+func (s *Store) CreateChallenge(ctx context.Context, c storage.Challenge) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("memory: create challenge %s: %w", c.ID, err)
+	}
+	defer s.mu.Unlock()
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("memory: create challenge: %w", errEmptyID)
+	case c.ExpiresAt.IsZero():
+		return fmt.Errorf("memory: create challenge %s: %w", c.ID, errMissingExpiry)
+	}
+	if _, ok := s.challenge(c.ID); ok {
+		return fmt.Errorf("memory: create challenge %s: %w", c.ID, storage.ErrAlreadyExists)
+	}
+	s.challenges[c.ID] = cloneChallenge(c)
+	return nil
+}
+
+// GetChallenge returns the challenge, also during its grace period after the
+// code expired.
+func (s *Store) GetChallenge(ctx context.Context, id string) (storage.Challenge, error) {
+	if err := s.lock(ctx); err != nil {
+		return storage.Challenge{}, fmt.Errorf("memory: get challenge %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	c, ok := s.challenge(id)
+	if !ok {
+		return storage.Challenge{}, fmt.Errorf("memory: get challenge %s: %w", id, storage.ErrNotFound)
+	}
+	return cloneChallenge(c), nil
+}
+
+// VerifyChallenge checks answerHash against the challenge as documented on
+// storage.ChallengeStore, judging the code's expiry by now. An empty hash never
+// matches, so a challenge created without one cannot be passed. Remaining is
+// the attempts left on the returned record, whatever the outcome.
+func (s *Store) VerifyChallenge(ctx context.Context, id string, answerHash []byte, now time.Time) (storage.VerifyResult, error) {
+	if err := s.lock(ctx); err != nil {
+		return storage.VerifyResult{}, fmt.Errorf("memory: verify challenge %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	c, ok := s.challenge(id)
+	if !ok {
+		return storage.VerifyResult{}, fmt.Errorf("memory: verify challenge %s: %w", id, storage.ErrNotFound)
+	}
+	switch {
+	case expired(c.ExpiresAt, now):
+		return verifyResult(storage.VerifyExpired, c), nil
+	case c.Attempts >= c.MaxAttempts:
+		return verifyResult(storage.VerifyLocked, c), nil
+	case len(answerHash) > 0 && subtle.ConstantTimeCompare(c.CodeHash, answerHash) == 1:
+		delete(s.challenges, id)
+		return verifyResult(storage.VerifyOK, c), nil
+	}
+	c.Attempts++
+	s.challenges[id] = c
+	if c.Attempts >= c.MaxAttempts {
+		return verifyResult(storage.VerifyLocked, c), nil
+	}
+	return verifyResult(storage.VerifyWrongCode, c), nil
+}
+
+func verifyResult(o storage.VerifyOutcome, c storage.Challenge) storage.VerifyResult {
+	return storage.VerifyResult{
+		Outcome:   o,
+		Remaining: max(0, c.MaxAttempts-c.Attempts),
+		Challenge: cloneChallenge(c),
+	}
+}
+
+// ResendChallenge replaces the code as documented on storage.ChallengeStore.
+// The checks run in this order: locked, too many sends, too soon. A resend is
+// allowed after the code expired, during the record's grace period; the record
+// then lives until r.ExpiresAt + storage.ChallengeGrace.
+func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend) (storage.ResendResult, error) {
+	if err := s.lock(ctx); err != nil {
+		return storage.ResendResult{}, fmt.Errorf("memory: resend challenge %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	if r.ExpiresAt.IsZero() {
+		return storage.ResendResult{}, fmt.Errorf("memory: resend challenge %s: %w", id, errMissingExpiry)
+	}
+	c, ok := s.challenge(id)
+	if !ok {
+		return storage.ResendResult{}, fmt.Errorf("memory: resend challenge %s: %w", id, storage.ErrNotFound)
+	}
+	result := storage.ResendResult{Challenge: cloneChallenge(c)}
+	if c.Attempts >= c.MaxAttempts {
+		result.Outcome = storage.ResendLocked
+		return result, nil
+	}
+	if c.Sends >= r.MaxSends {
+		result.Outcome = storage.ResendTooMany
+		return result, nil
+	}
+	if since := r.Now.Sub(c.LastSentAt); since < r.Cooldown {
+		result.Outcome = storage.ResendTooSoon
+		result.RetryAfter = r.Cooldown - since
+		return result, nil
+	}
+	c.CodeHash = slices.Clone(r.CodeHash)
+	c.Sends++
+	c.LastSentAt = r.Now
+	c.Attempts = 0
+	c.ExpiresAt = r.ExpiresAt
+	s.challenges[id] = c
+	return storage.ResendResult{Outcome: storage.ResendOK, Challenge: cloneChallenge(c)}, nil
+}
+
+// DeleteChallenge removes the challenge; ErrNotFound when absent.
+func (s *Store) DeleteChallenge(ctx context.Context, id string) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("memory: delete challenge %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	if _, ok := s.challenge(id); !ok {
+		return fmt.Errorf("memory: delete challenge %s: %w", id, storage.ErrNotFound)
+	}
+	delete(s.challenges, id)
+	return nil
+}
+
+// challenge returns the live challenge with the given id, deleting it once its
+// grace period is over.
+func (s *Store) challenge(id string) (storage.Challenge, bool) {
+	c, ok := s.challenges[id]
+	if !ok {
+		return storage.Challenge{}, false
+	}
+	if expired(challengeExpiresAt(c), s.now()) {
+		delete(s.challenges, id)
+		return storage.Challenge{}, false
+	}
+	return c, true
+}
+
+// challengeExpiresAt is when the record goes: the code's expiry plus the grace
+// period during which a late answer is told "expired" rather than "unknown".
+func challengeExpiresAt(c storage.Challenge) time.Time {
+	return c.ExpiresAt.Add(storage.ChallengeGrace)
+}
+
+func cloneChallenge(c storage.Challenge) storage.Challenge {
+	c.CodeHash = slices.Clone(c.CodeHash)
+	return c
+}
