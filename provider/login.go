@@ -62,6 +62,10 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		p.authorizeError(c, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
+	if err := p.checkBeforeLogin(ctx, ar, client); err != nil {
+		p.authorizeError(c, ar, err)
+		return
+	}
 	form := ar.GetRequestForm()
 	prompt := fosite.Arguments(fosite.RemoveEmpty(strings.Split(form.Get("prompt"), " ")))
 	pushed := strings.HasPrefix(c.Request.Form.Get("request_uri"), p.fconfig.PushedAuthorizeRequestURIPrefix)
@@ -146,6 +150,26 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		return
 	}
 	c.Redirect(http.StatusSeeOther, p.stepURL(flow.ID, flow.Step))
+}
+
+// checkBeforeLogin refuses, before any SMS is sent, what fosite would only
+// refuse once the user has logged in: its PKCE handler runs in
+// NewAuthorizeResponse (code_challenge) and its ID token strategy at the token
+// endpoint (nonce length), so without this a doomed request would still cost
+// the user a code and the operator an SMS.
+func (p *Provider) checkBeforeLogin(ctx context.Context, ar fosite.AuthorizeRequester, client *fositeClient) error {
+	form := ar.GetRequestForm()
+	challenge, nonce := form.Get("code_challenge"), form.Get("nonce")
+	minEntropy := p.fconfig.GetMinParameterEntropy(ctx)
+	switch {
+	case challenge == "" && client.IsPublic():
+		return fosite.ErrInvalidRequest.WithHint("This client must include a code_challenge (PKCE with S256).")
+	case challenge != "" && form.Get("code_challenge_method") != "S256":
+		return fosite.ErrInvalidRequest.WithHint("Clients must use code_challenge_method=S256.")
+	case nonce != "" && len(nonce) < minEntropy:
+		return fosite.ErrInsufficientEntropy.WithHintf("Parameter 'nonce' must be at least %d characters long.", minEntropy)
+	}
+	return nil
 }
 
 // authorizeError answers a refused authorization request: a page when the
