@@ -1,0 +1,87 @@
+package storagetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/storage"
+)
+
+func newFlow(id string) storage.Flow {
+	return storage.Flow{
+		ID:          id,
+		Step:        "code",
+		ClientID:    newID("rp"),
+		Request:     []byte(`{"scope":"openid phone"}`),
+		BrowserID:   newID("browser"),
+		Locale:      "fr",
+		Phone:       "+33612345678",
+		PhoneLocked: true,
+		ChallengeID: newID("challenge"),
+		Subject:     newID("sub"),
+		AuthTime:    now(),
+		AMR:         []string{"sms"},
+		ExpiresAt:   now().Add(time.Hour),
+	}
+}
+
+func testFlows(t *testing.T, s storage.Store) {
+	t.Run("CRUD", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newFlow(newID("flow"))
+		must(t, s.CreateFlow(ctx, f))
+		wantErr(t, s.CreateFlow(ctx, f), storage.ErrAlreadyExists)
+
+		got, err := s.GetFlow(ctx, f.ID)
+		must(t, err)
+		f.Version = got.Version // managed by the backend
+		equal(t, got, f)
+
+		must(t, s.DeleteFlow(ctx, f.ID))
+		_, err = s.GetFlow(ctx, f.ID)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.GetFlow(ctx, newID("flow"))
+		wantErr(t, err, storage.ErrNotFound)
+	})
+
+	t.Run("UpdateBumpsVersion", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newFlow(newID("flow"))
+		must(t, s.CreateFlow(ctx, f))
+		prev, err := s.GetFlow(ctx, f.ID)
+		must(t, err)
+		for _, step := range []string{"consent", "done"} {
+			got, err := s.UpdateFlow(ctx, f.ID, func(f storage.Flow) (storage.Flow, error) {
+				f.Step = step
+				f.Version = 0 // the caller cannot reset the version
+				return f, nil
+			})
+			must(t, err)
+			stored, err := s.GetFlow(ctx, f.ID)
+			must(t, err)
+			equal(t, got, stored)
+			if got.Step != step || got.Version <= prev.Version {
+				t.Fatalf("after update to %q: step %q version %d, want the step and a version above %d", step, got.Step, got.Version, prev.Version)
+			}
+			prev = got
+		}
+	})
+
+	testCAS(t, "flow", casRecord[storage.Flow]{
+		create: func(ctx context.Context, id string) error {
+			f := newFlow(id)
+			f.AMR = nil
+			return s.CreateFlow(ctx, f)
+		},
+		get:    s.GetFlow,
+		update: s.UpdateFlow,
+		change: func(f storage.Flow, i int) storage.Flow {
+			f.AMR = append(f.AMR, changeName(i))
+			return f
+		},
+		count: func(f storage.Flow) int { return len(f.AMR) },
+	})
+}
