@@ -429,9 +429,12 @@ func (b *browser) post(target string, form url.Values) *page {
 	return b.do(req)
 }
 
-func (b *browser) abs(target string) string {
+func (b *browser) abs(target string) string { return b.e.abs(target) }
+
+// abs makes a path on the issuer absolute and leaves absolute URLs alone.
+func (e *env) abs(target string) string {
 	if strings.HasPrefix(target, "/") {
-		return b.e.Issuer + target
+		return e.Issuer + target
 	}
 	return target
 }
