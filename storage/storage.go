@@ -32,6 +32,11 @@ var (
 )
 
 // Store is everything otpgate persists. Implementations are safe for concurrent use.
+//
+// Rules every method follows: a create refuses a record without an id or an
+// expiry (where the record has one); every Delete returns ErrNotFound when the
+// record is absent (callers that do not care use errors.Is); a cancelled
+// context returns an error and changes nothing.
 type Store interface {
 	ClientStore
 	TokenStore
@@ -78,12 +83,13 @@ type ClientStore interface {
 	CreateClient(ctx context.Context, c Client) error
 	GetClient(ctx context.Context, id string) (Client, error)
 	// ListClients returns clients ordered by id, at most limit of them, starting
-	// after the id `after` ("" for the first page).
+	// after the id `after` ("" for the first page). A limit <= 0 returns none.
 	ListClients(ctx context.Context, after string, limit int) ([]Client, error)
 	// UpdateClient reads the client, applies update and writes the result only if
-	// nobody changed the client in between (compare-and-swap), retrying a few
-	// times before giving up with ErrConflict. An error from update aborts and is
-	// returned as is. The id cannot change.
+	// nobody changed the client in between (compare-and-swap), retrying (with a
+	// short random backoff) until it wins or many tries have failed, then
+	// ErrConflict. An error from update aborts and is returned as is. The id
+	// cannot change. update must not call the store (backends may hold a lock).
 	UpdateClient(ctx context.Context, id string, update func(Client) (Client, error)) (Client, error)
 	DeleteClient(ctx context.Context, id string) error
 }
@@ -153,7 +159,7 @@ type Flow struct {
 	AuthTime    time.Time `json:"auth_time,omitempty"`
 	AMR         []string  `json:"amr,omitempty"`
 	ExpiresAt   time.Time `json:"expires_at"`
-	Version     int64     `json:"version"` // bumped by every update; managed by the backend
+	Version     int64     `json:"version"` // kept as given by CreateFlow, then bumped by every update
 }
 
 // FlowStore keeps login flows until they expire.
@@ -376,7 +382,7 @@ type OutboxMessage struct {
 type OutboxStore interface {
 	// AppendOutbox adds m and keeps only the newest max messages.
 	AppendOutbox(ctx context.Context, m OutboxMessage, max int) error
-	// ListOutbox returns up to limit messages, newest first.
+	// ListOutbox returns up to limit messages, newest first (none for limit <= 0).
 	ListOutbox(ctx context.Context, limit int) ([]OutboxMessage, error)
 }
 

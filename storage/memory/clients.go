@@ -39,12 +39,15 @@ func (s *Store) GetClient(ctx context.Context, id string) (storage.Client, error
 }
 
 // ListClients returns at most limit clients ordered by id, starting after the
-// id after; a non-positive limit returns them all.
+// id after; a non-positive limit returns none.
 func (s *Store) ListClients(ctx context.Context, after string, limit int) ([]storage.Client, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, fmt.Errorf("memory: list clients: %w", err)
 	}
 	defer s.mu.Unlock()
+	if limit <= 0 {
+		return []storage.Client{}, nil
+	}
 	ids := make([]string, 0, len(s.clients))
 	for id := range s.clients {
 		if id > after {
@@ -52,7 +55,7 @@ func (s *Store) ListClients(ctx context.Context, after string, limit int) ([]sto
 		}
 	}
 	sort.Strings(ids)
-	if limit > 0 && len(ids) > limit {
+	if len(ids) > limit {
 		ids = ids[:limit]
 	}
 	out := make([]storage.Client, len(ids))

@@ -449,7 +449,7 @@ func TestCopies(t *testing.T) {
 		return c, nil
 	})
 	must(t, err)
-	list, err := s.ListClients(ctx, "", 0)
+	list, err := s.ListClients(ctx, "", 10)
 	must(t, err)
 	list[0].Scopes[0] = "admin"
 	again, _ := s.GetClient(ctx, "c")
@@ -525,13 +525,16 @@ func TestOutbox(t *testing.T) {
 	if got := ids(2); got != "[4 3]" {
 		t.Fatalf("outbox limit 2: %s", got)
 	}
+	if got := ids(0); got != "[]" {
+		t.Fatalf("outbox limit 0: %s, want none", got)
+	}
 	// Expiry counts from the last append, one hour ago.
 	c.Advance(storage.OutboxTTL - 2*time.Hour)
-	if got := ids(0); got != "[4 3 2]" {
+	if got := ids(10); got != "[4 3 2]" {
 		t.Fatalf("outbox before expiry %s", got)
 	}
 	c.Advance(time.Hour)
-	if got := ids(0); got != "[]" {
+	if got := ids(10); got != "[]" {
 		t.Fatalf("outbox after expiry %s", got)
 	}
 	if err := s.AppendOutbox(ctx, storage.OutboxMessage{}, 0); err == nil {

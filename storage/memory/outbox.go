@@ -33,7 +33,7 @@ func (s *Store) AppendOutbox(ctx context.Context, m storage.OutboxMessage, max i
 }
 
 // ListOutbox returns up to limit messages, newest first; a non-positive limit
-// returns them all.
+// returns none.
 func (s *Store) ListOutbox(ctx context.Context, limit int) ([]storage.OutboxMessage, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, fmt.Errorf("memory: list outbox: %w", err)
@@ -42,10 +42,7 @@ func (s *Store) ListOutbox(ctx context.Context, limit int) ([]storage.OutboxMess
 	if expired(s.outboxExpiresAt, s.now()) {
 		s.outbox = nil
 	}
-	n := len(s.outbox)
-	if limit > 0 {
-		n = min(n, limit)
-	}
+	n := min(len(s.outbox), max(limit, 0))
 	out := make([]storage.OutboxMessage, n)
 	copy(out, s.outbox)
 	return out, nil

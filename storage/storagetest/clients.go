@@ -101,6 +101,9 @@ func testClients(t *testing.T, s storage.Store) {
 			t.Fatalf("ListClients(limit 1) returned %d clients", len(cs))
 		}
 		equal(t, cs[0], created[want[2]]) // listed clients are whole
+		if cs, err := s.ListClients(ctx, "", 0); err != nil || len(cs) != 0 {
+			t.Fatalf("ListClients(limit 0) = %d clients, %v; want none", len(cs), err)
+		}
 
 	})
 

@@ -185,4 +185,10 @@ func testOutbox(t *testing.T, s storage.Store) {
 	got, err = s.ListOutbox(ctx, 2)
 	must(t, err)
 	equal(t, got, newestFirst[:2])
+
+	got, err = s.ListOutbox(ctx, 0)
+	must(t, err)
+	if len(got) != 0 {
+		t.Fatalf("ListOutbox(0) returned %d messages, want none", len(got))
+	}
 }
