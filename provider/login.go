@@ -369,6 +369,7 @@ func (p *Provider) handleConsentPage(c *gin.Context) {
 	if !ok {
 		return
 	}
+	p.allowRedirectTo(c, flow)
 	p.render(c, http.StatusOK, "consent", flow.Locale, templates.Page{
 		ClientName:  client.displayName(),
 		CSRF:        p.csrfToken(flow),

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -22,9 +26,45 @@ const (
 )
 
 // contentSecurityPolicy allows only otpgate's own CSS and script; forms post
-// back to otpgate, which redirects to the relying party.
+// back to otpgate, which redirects to the relying party (see allowRedirectTo).
 const contentSecurityPolicy = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; " +
 	"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// cspSourcePattern is what a redirect URI's origin must look like to enter a
+// CSP header: a scheme and an optional host[:port], nothing that could end
+// the directive.
+var cspSourcePattern = regexp.MustCompile(`^[a-z][a-z0-9+.-]*:(//[a-z0-9.\-]+(:[0-9]+)?|//\[[0-9a-f:.]+\](:[0-9]+)?)?$`)
+
+// allowRedirectTo widens form-action to the origin of the flow's redirect URI
+// on a page whose form can end in the redirect to the relying party (code,
+// consent). Browsers check form-action against every hop of the redirect that
+// answers a form, so with 'self' alone Chromium blocks the last hop and the
+// login never reaches the relying party.
+func (p *Provider) allowRedirectTo(c *gin.Context, flow storage.Flow) {
+	var fr flowRequest
+	if err := json.Unmarshal(flow.Request, &fr); err != nil {
+		return
+	}
+	raw := fr.Form.Get("redirect_uri")
+	if raw == "" { // fosite then uses the client's only registered URI
+		if cl, err := p.store.GetClient(c.Request.Context(), flow.ClientID); err == nil && len(cl.RedirectURIs) == 1 {
+			raw = cl.RedirectURIs[0]
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" {
+		return
+	}
+	src := strings.ToLower(u.Scheme) + ":" // a native app's private-use scheme
+	if u.Host != "" {
+		src += "//" + strings.ToLower(u.Host)
+	}
+	if !cspSourcePattern.MatchString(src) {
+		p.log.Warn("login: redirect URI origin not usable in CSP form-action", "client", flow.ClientID)
+		return
+	}
+	c.Header("Content-Security-Policy", strings.Replace(contentSecurityPolicy, "form-action 'self'", "form-action 'self' "+src, 1))
+}
 
 // securityHeaders is set on every response of the public listener.
 func (p *Provider) securityHeaders(c *gin.Context) {
@@ -88,6 +128,7 @@ func (p *Provider) renderCode(c *gin.Context, flow storage.Flow, status int, msg
 	if !flow.PhoneLocked {
 		page.ChangeURL = p.stepURL(flow.ID, stepPhone)
 	}
+	p.allowRedirectTo(c, flow)
 	if ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID); err == nil {
 		wait := ch.LastSentAt.Add(p.opts.ResendAfter).Sub(p.now())
 		if wait > 0 {

@@ -500,6 +500,21 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 				t.Errorf("%s: Cache-Control %q, want no-store", pg.URL.Path, h.Get("Cache-Control"))
 			}
 		}
+		// Browsers apply form-action to every hop of the redirect answering
+		// a form: the code and consent forms end at the relying party, so its
+		// origin must be allowed there (Chromium otherwise stops the login on
+		// the code page), and nowhere else.
+		rpOrigin := "http://localhost:9999"
+		for _, pg := range []*page{p, consent} {
+			if fa := formAction(pg.Header.Get("Content-Security-Policy")); fa != "form-action 'self' "+rpOrigin {
+				t.Errorf("%s: %q, want form-action 'self' %s", pg.URL.Path, fa, rpOrigin)
+			}
+		}
+		phonePage := e.newBrowser().get(r.authorize().URL)
+		phonePage.expect(http.StatusOK, "/login/phone")
+		if fa := formAction(phonePage.Header.Get("Content-Security-Policy")); fa != "form-action 'self'" {
+			t.Errorf("phone page: %q, want form-action 'self'", fa)
+		}
 		r.callback(b.submit(consent.form("/login/consent"), map[string]string{"decision": "allow"}), ar)
 
 		seen := map[string]bool{}
@@ -520,4 +535,14 @@ func TestSecurityHeadersAndCookies(t *testing.T) {
 			}
 		}
 	})
+}
+
+// formAction returns the form-action directive of a CSP.
+func formAction(csp string) string {
+	for _, d := range strings.Split(csp, ";") {
+		if d = strings.TrimSpace(d); strings.HasPrefix(d, "form-action") {
+			return d
+		}
+	}
+	return ""
 }
