@@ -56,6 +56,16 @@ type Options struct {
 
 	StaticClients []StaticClient // clients from the config file, seeded at start
 
+	// AdminToken is the bearer token of the admin API; empty refuses every
+	// admin call.
+	AdminToken string
+	// KeyRotationInterval rotates each signing key once it is this old, when
+	// RunKeyRotation runs; 0 = rotate only on request.
+	KeyRotationInterval time.Duration
+	// KeyRetireAfter is how long a rotated-out key stays in the JWKS; at least
+	// (and by default) the longest token lifetime plus a margin.
+	KeyRetireAfter time.Duration
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -92,6 +102,9 @@ type Provider struct {
 // New builds a Provider and seeds the static clients into the store.
 func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	if err := opts.checkKeyOptions(); err != nil {
 		return nil, err
 	}
 	iss, err := url.Parse(opts.Issuer)
@@ -242,6 +255,8 @@ func (p *Provider) AdminHandler() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery())
 	p.registerHealth(r)
+	p.registerAdmin(r)
+	r.NoRoute(adminNotFound)
 	return r
 }
 
