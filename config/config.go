@@ -39,6 +39,7 @@ type Config struct {
 	Login  LoginConfig  `yaml:"login"`
 	Tokens TokensConfig `yaml:"tokens"`
 	Log    LogConfig    `yaml:"log"`
+	Admin  AdminConfig  `yaml:"admin"`
 
 	// Clients are static OAuth clients, registered at start-up and read-only
 	// through the admin API.
@@ -113,6 +114,19 @@ type LogConfig struct {
 	Format string `yaml:"format"`
 }
 
+// AdminConfig is the admin section: the admin API (served on AdminListen)
+// and signing key rotation.
+type AdminConfig struct {
+	// Token is the bearer token of the admin API, at least 32 characters.
+	// Empty refuses every admin call; --dev then generates one and prints it.
+	Token string `yaml:"token" secret:"true"`
+	// TokenFile names a file holding Token.
+	TokenFile string `yaml:"token_file"`
+	// KeyRotationInterval rotates each signing key once it is this old; 0
+	// rotates only on request (POST /admin/keys/rotate, otpgate keys rotate).
+	KeyRotationInterval Duration `yaml:"key_rotation_interval"`
+}
+
 // ClientConfig is one static client. Keys follow RFC 7591 client metadata.
 // Empty GrantTypes, ResponseTypes, Scope, TokenEndpointAuthMethod and
 // IDTokenSignedResponseAlg mean their defaults; Load fills them in.
@@ -159,6 +173,7 @@ const (
 	defaultSigningAlg  = "RS256"
 	minSystemSecretLen = 32 // bytes
 	minClientSecretLen = 32 // characters
+	minAdminTokenLen   = 32 // characters
 )
 
 // Defaults returns the production defaults, or the --dev ones when dev is

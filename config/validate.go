@@ -77,6 +77,7 @@ func (c Config) Validate(dev bool) error {
 		validateLogin,
 		validateTokens,
 		validateLog,
+		validateAdmin,
 		validateClients,
 	} {
 		section(c, dev, &errs)
@@ -201,6 +202,22 @@ func validateTokens(c Config, _ bool, errs *Errors) {
 func validateLog(c Config, _ bool, errs *Errors) {
 	oneOf(errs, "log.level", c.Log.Level, logLevels)
 	oneOf(errs, "log.format", c.Log.Format, logFormats)
+}
+
+func validateAdmin(c Config, _ bool, errs *Errors) {
+	a := c.Admin
+	if n := utf8.RuneCountInString(a.Token); n > 0 && n < minAdminTokenLen {
+		errs.add("admin.token", "must be at least %d characters long, got %d: use e.g. 'openssl rand -base64 32'", minAdminTokenLen, n)
+	}
+	if a.KeyRotationInterval != 0 {
+		between(errs, "admin.key_rotation_interval", a.KeyRotationInterval, hours(1), hours(8760))
+		// A key rotated out stays published for the longest token lifetime;
+		// rotating faster than that only piles up published keys.
+		longest := max(c.Tokens.IDTokenTTL, c.Tokens.AccessTokenTTL)
+		if a.KeyRotationInterval >= hours(1) && a.KeyRotationInterval < longest {
+			errs.add("admin.key_rotation_interval", "must be 0s or at least the longest token lifetime (tokens.id_token_ttl, tokens.access_token_ttl: %v), got '%v'", longest, a.KeyRotationInterval)
+		}
+	}
 }
 
 func validateClients(c Config, dev bool, errs *Errors) {
