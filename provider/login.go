@@ -213,6 +213,14 @@ func (p *Provider) handlePhoneSubmit(c *gin.Context) {
 		p.renderPhone(c, flow, http.StatusBadRequest, input, &templates.Message{Key: "error.phone_region"})
 		return
 	}
+	// Going back to change the number is no way around the resend cooldown:
+	// otherwise every submission of this form would send an SMS at once.
+	if ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID); flow.ChallengeID != "" && err == nil {
+		if wait := p.resendWait(ch); wait > 0 {
+			p.renderPhone(c, flow, http.StatusTooManyRequests, input, &templates.Message{Key: "error.resend_too_soon", Args: []any{secondsCeil(wait)}})
+			return
+		}
+	}
 	if _, ok := p.startChallenge(c, flow, phone.E164); !ok {
 		return
 	}

@@ -130,13 +130,17 @@ func (p *Provider) renderCode(c *gin.Context, flow storage.Flow, status int, msg
 	}
 	p.allowRedirectTo(c, flow)
 	if ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID); err == nil {
-		wait := ch.LastSentAt.Add(p.opts.ResendAfter).Sub(p.now())
-		if wait > 0 {
+		if wait := p.resendWait(ch); wait > 0 {
 			page.ResendIn = secondsCeil(wait)
 		}
 		page.ResendsLeft = max(0, 1+p.opts.MaxResends-ch.Sends)
 	}
 	p.render(c, status, "code", flow.Locale, page)
+}
+
+// resendWait is how long until ch may send another code (≤ 0: now).
+func (p *Provider) resendWait(ch storage.Challenge) time.Duration {
+	return ch.LastSentAt.Add(p.opts.ResendAfter).Sub(p.now())
 }
 
 func (p *Provider) clientName(c *gin.Context, id string) string {

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2"
 )
@@ -146,33 +147,53 @@ func TestLoginHintInURL(t *testing.T) {
 	})
 }
 
-// TestChangeNumber: "use another number" goes back to the phone page and the
-// first code stops mattering.
+// TestChangeNumber: "use another number" goes back to the phone page, is no
+// way around the resend cooldown (else every submission would send an SMS,
+// to any number), and the first number's code stops counting.
 func TestChangeNumber(t *testing.T) {
 	forEachStore(t, func(t *testing.T, kind string) {
-		e := newEnv(t, kind)
+		const cooldown = time.Second
+		e := newEnv(t, kind, withCooldown(cooldown))
 		r := e.newRP(clientTrusted)
 		b := e.newBrowser()
 		ar := r.authorize()
 		p := b.get(ar.URL)
 		p = b.submit(p.form("/login/phone"), map[string]string{"phone": phoneA})
 		p.expect(http.StatusOK, "/login/code")
+		sent := time.Now()
 		firstCode := e.codeFor(phoneA)
+		last := e.lastSMSID()
+
 		var change string
 		for _, l := range p.links {
-			if strings.HasPrefix(l, "/login/phone") {
+			if strings.HasPrefix(l, "/login/phone?") {
 				change = l
 			}
 		}
 		p = b.get(change)
 		p.expect(http.StatusOK, "/login/phone")
+		for _, number := range []string{phoneA, phoneB} {
+			got := b.submit(p.form("/login/phone"), map[string]string{"phone": number})
+			got.expect(http.StatusTooManyRequests, "/login/phone")
+			if msg := got.alert(); !strings.HasPrefix(msg, "Please wait ") {
+				t.Errorf("new number %s during the cooldown: %q, want the wait message", number, msg)
+			}
+			if v := got.inputs["phone"]["value"]; v != number {
+				t.Errorf("typed number not kept: %q", v)
+			}
+		}
+		if e.lastSMSID() != last {
+			t.Errorf("the phone step sent an SMS during the cooldown (to %s)", e.lastSMS().To)
+		}
+
+		time.Sleep(time.Until(sent.Add(cooldown + 100*time.Millisecond)))
 		p = b.submit(p.form("/login/phone"), map[string]string{"phone": phoneB})
 		p.expect(http.StatusOK, "/login/code")
 		secondCode := e.codeFor(phoneB)
 		if firstCode != secondCode {
-			p2 := b.submit(p.form("/login/code"), map[string]string{"code": firstCode})
-			if p2.Status != http.StatusBadRequest || p2.Header.Get("Location") != "" {
-				t.Errorf("the first number's code still counts: %d", p2.Status)
+			got := b.submit(p.form("/login/code"), map[string]string{"code": firstCode})
+			if got.Status != http.StatusBadRequest || got.Header.Get("Location") != "" {
+				t.Errorf("the first number's code still counts: %d", got.Status)
 			}
 		}
 		p = b.submit(p.form("/login/code"), map[string]string{"code": secondCode})

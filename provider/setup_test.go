@@ -116,6 +116,7 @@ type env struct {
 
 type envConfig struct {
 	sessionTTL time.Duration
+	cooldown   time.Duration
 }
 
 type envOption func(*envConfig)
@@ -123,6 +124,12 @@ type envOption func(*envConfig)
 // withSessionTTL turns browser SSO sessions on.
 func withSessionTTL(d time.Duration) envOption {
 	return func(c *envConfig) { c.sessionTTL = d }
+}
+
+// withCooldown sets the resend cooldown (factor and pages) for tests that
+// must see it end in real time.
+func withCooldown(d time.Duration) envOption {
+	return func(c *envConfig) { c.cooldown = d }
 }
 
 // stores lists the backends every end-to-end test runs against.
@@ -207,9 +214,10 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 
 	clk := &clock{}
 	factor, err := smsotp.New(store, sms.NewOutbox(store, 100, time.Now), smsotp.Options{
-		HashKey: provider.CodeHashKey(testSecret),
-		Origin:  host,
-		Now:     clk.Now,
+		HashKey:        provider.CodeHashKey(testSecret),
+		Origin:         host,
+		Now:            clk.Now,
+		ResendCooldown: cfg.cooldown,
 	})
 	if err != nil {
 		t.Fatalf("smsotp.New: %v", err)
@@ -223,6 +231,7 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 		Factor:        factor,
 		DefaultRegion: "FR",
 		SessionTTL:    cfg.sessionTTL,
+		ResendAfter:   cfg.cooldown,
 		StaticClients: staticClients(),
 		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
