@@ -472,3 +472,87 @@ func TestHealth(t *testing.T) {
 		}
 	})
 }
+
+// TestParallelRefresh: racing refreshes with one token never yield two
+// grants, and never a server error.
+func TestParallelRefresh(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		r := e.newRP(clientTrusted)
+		tok := e.newBrowser().loginTokens(r, phoneA, phoneA)
+		const n = 8
+		results := make(chan error, n)
+		for range n {
+			go func() {
+				_, err := r.refresh(tok.RefreshToken)
+				results <- err
+			}()
+		}
+		ok := 0
+		for range n {
+			err := <-results
+			if err == nil {
+				ok++
+				continue
+			}
+			if code := oauthError(err); code != "invalid_grant" && code != "invalid_request" {
+				t.Errorf("losing refresh: %v, want invalid_grant or invalid_request", err)
+			}
+		}
+		if ok > 1 {
+			t.Errorf("%d parallel refreshes with one token succeeded, want at most 1", ok)
+		}
+	})
+}
+
+// TestUserinfoWithoutOpenID: an access token not granted openid gets
+// insufficient_scope at userinfo.
+func TestUserinfoWithoutOpenID(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		r := e.newRP(clientTrusted, "phone")
+		ar, code := e.newBrowser().login(r, phoneA, phoneA)
+		tok, err := r.conf.Exchange(r.ctx, code, oauth2.VerifierOption(ar.Verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.Extra("id_token") != nil {
+			t.Error("an ID token without scope openid")
+		}
+		status, m := r.userinfo(http.MethodGet, tok.AccessToken)
+		if status != http.StatusForbidden || m["error"] != "insufficient_scope" {
+			t.Errorf("userinfo without openid: %d %v, want 403 insufficient_scope", status, m)
+		}
+	})
+}
+
+// TestFrench: ui_locales picks the pages' and the SMS's language.
+func TestFrench(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		r := e.newRP(clientTrusted)
+		b := e.newBrowser()
+		ar := r.authorize(oauth2.SetAuthURLParam("ui_locales", "fr-FR en"))
+		p := b.get(ar.URL)
+		p.expect(http.StatusOK, "/login/phone")
+		if !strings.Contains(p.Body, `<html lang="fr">`) {
+			t.Errorf("phone page not in French: %.200s", p.Text())
+		}
+		p = b.submit(p.form("/login/phone"), map[string]string{"phone": phoneATyped})
+		p.expect(http.StatusOK, "/login/code")
+		if !strings.Contains(p.Body, `<html lang="fr">`) {
+			t.Errorf("code page not in French: %.200s", p.Text())
+		}
+		m := e.lastSMS()
+		if m.Locale != "fr" || strings.Contains(m.Body, "is your otpgate sign-in code") {
+			t.Errorf("SMS in %q: %q, want French", m.Locale, m.Body)
+		}
+		// Accept-Language alone works too.
+		req, _ := http.NewRequest(http.MethodGet, r.authorize().URL, nil)
+		req.Header.Set("Accept-Language", "fr-CA,fr;q=0.9,en;q=0.5")
+		if p := e.newBrowser().do(req); !strings.Contains(p.Body, `<html lang="fr">`) {
+			t.Errorf("Accept-Language fr: page not in French")
+		}
+		r.exchange(r.callback(b.submit(p.form("/login/code"), map[string]string{"code": e.smsCode(m)}), ar), ar)
+	})
+}

@@ -158,45 +158,64 @@ func TestReplayedCode(t *testing.T) {
 			noRedirect(t, twice)
 		})
 
-		// Parallel submissions of the right code: exactly one authorization code.
-		t.Run("parallel", func(t *testing.T) {
+		// Parallel submissions of the right code, or of consent: exactly one
+		// authorization code.
+		t.Run("parallel code", func(t *testing.T) {
 			e := e.with(t)
 			r := e.newRP(clientTrusted)
 			b := e.newBrowser()
 			_, p := b.codePage(r, phoneA)
 			f := p.form("/login/code")
 			f.fields.Set("code", e.codeFor(phoneA))
-			const n = 8
-			var wg sync.WaitGroup
-			var mu sync.Mutex
-			codes, statuses := 0, map[int]int{}
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					req, _ := http.NewRequest(http.MethodPost, e.Issuer+f.action, strings.NewReader(f.fields.Encode()))
-					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-					resp, err := b.c.Do(req)
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					mu.Lock()
-					defer mu.Unlock()
-					statuses[resp.StatusCode]++
-					if loc, err := url.Parse(resp.Header.Get("Location")); err == nil && loc.Query().Get("code") != "" {
-						codes++
-					}
-				}()
+			if codes, statuses := b.parallelSubmit(f, 8); codes != 1 {
+				t.Errorf("8 parallel submissions of the right code gave %d authorization codes (statuses %v), want exactly 1", codes, statuses)
 			}
-			wg.Wait()
-			if codes != 1 {
-				t.Errorf("%d parallel submissions of the right code gave %d authorization codes (statuses %v), want exactly 1", n, codes, statuses)
+		})
+		t.Run("parallel consent", func(t *testing.T) {
+			e := e.with(t)
+			r := e.newRP(clientConfidential)
+			b := e.newBrowser()
+			_, p := b.codePage(r, phoneB) // phoneA consented above
+			p = b.submit(p.form("/login/code"), map[string]string{"code": e.codeFor(phoneB)})
+			f := p.form("/login/consent")
+			f.fields.Set("decision", "allow")
+			if codes, statuses := b.parallelSubmit(f, 8); codes != 1 {
+				t.Errorf("8 parallel consent submissions gave %d authorization codes (statuses %v), want exactly 1", codes, statuses)
 			}
 		})
 	})
+}
+
+// parallelSubmit posts f n times at once and counts the redirects that carry
+// an authorization code.
+func (b *browser) parallelSubmit(f form, n int) (codes int, statuses map[int]int) {
+	b.t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses = map[int]int{}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest(http.MethodPost, b.e.abs(f.action), strings.NewReader(f.fields.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := b.c.Do(req)
+			if err != nil {
+				b.t.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[resp.StatusCode]++
+			if loc, err := url.Parse(resp.Header.Get("Location")); err == nil && loc.Query().Get("code") != "" {
+				codes++
+			}
+		}()
+	}
+	wg.Wait()
+	return codes, statuses
 }
 
 func TestCodeFromAnotherFlow(t *testing.T) {

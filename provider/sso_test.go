@@ -41,6 +41,17 @@ func TestSSO(t *testing.T) {
 			t.Error("prompt=none sent an SMS")
 		}
 
+		// A max_age the session satisfies keeps SSO; prompt=consent asks again.
+		ar = r.authorize(oauth2.SetAuthURLParam("max_age", "3600"))
+		r.exchange(r.callback(b.get(ar.URL), ar), ar)
+		ar = r.authorize(oauth2.SetAuthURLParam("prompt", "consent"))
+		p = b.get(ar.URL)
+		p.expect(http.StatusOK, "/login/consent")
+		r.exchange(r.callback(b.submit(p.form("/login/consent"), map[string]string{"decision": "allow"}), ar), ar)
+		if e.lastSMSID() != last {
+			t.Error("max_age within the session or prompt=consent sent an SMS")
+		}
+
 		// prompt=login and max_age=0 force a fresh code.
 		for _, opt := range []oauth2.AuthCodeOption{
 			oauth2.SetAuthURLParam("prompt", "login"),
