@@ -470,6 +470,23 @@ func TestHealth(t *testing.T) {
 				}
 			}
 		}
+		if kind != "memory" {
+			return
+		}
+		// A store that does not answer makes /readyz (only) fail.
+		_ = e.Store.Close()
+		for _, base := range []string{e.Issuer, e.Admin.URL} {
+			for path, want := range map[string]int{"/healthz": http.StatusOK, "/readyz": http.StatusServiceUnavailable} {
+				resp, err := http.Get(base + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != want {
+					t.Errorf("closed store: %s%s: %d, want %d", base, path, resp.StatusCode, want)
+				}
+			}
+		}
 	})
 }
 

@@ -565,3 +565,22 @@ func formAction(csp string) string {
 	}
 	return ""
 }
+
+func TestExpiredFlow(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind string) {
+		const ttl = time.Second
+		e := newEnv(t, kind, withFlowTTL(ttl))
+		b := e.newBrowser()
+		started := time.Now()
+		_, p := b.codePage(e.newRP(clientTrusted), phoneA)
+		code := e.codeFor(phoneA)
+		time.Sleep(time.Until(started.Add(ttl + 200*time.Millisecond)))
+		const msg = "This sign-in has expired. Go back to the application and start again."
+		for _, got := range []*page{b.get(p.URL.String()), b.submit(p.form("/login/code"), map[string]string{"code": code})} {
+			if got.Status != http.StatusGone || got.alert() != msg {
+				t.Errorf("%s after the flow's lifetime: %d %q, want 410 and the expired page", got.URL.Path, got.Status, got.alerts)
+			}
+			noRedirect(t, got)
+		}
+	})
+}

@@ -117,6 +117,7 @@ type env struct {
 type envConfig struct {
 	sessionTTL time.Duration
 	cooldown   time.Duration
+	flowTTL    time.Duration
 }
 
 type envOption func(*envConfig)
@@ -130,6 +131,11 @@ func withSessionTTL(d time.Duration) envOption {
 // must see it end in real time.
 func withCooldown(d time.Duration) envOption {
 	return func(c *envConfig) { c.cooldown = d }
+}
+
+// withFlowTTL sets how long a pending login lives.
+func withFlowTTL(d time.Duration) envOption {
+	return func(c *envConfig) { c.flowTTL = d }
 }
 
 // stores lists the backends every end-to-end test runs against.
@@ -232,6 +238,7 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 		DefaultRegion: "FR",
 		SessionTTL:    cfg.sessionTTL,
 		ResendAfter:   cfg.cooldown,
+		FlowTTL:       cfg.flowTTL,
 		StaticClients: staticClients(),
 		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
