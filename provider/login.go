@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -597,5 +596,3 @@ func minutesCeil(d time.Duration) int {
 	}
 	return m
 }
-
-var _ = fmt.Sprintf
