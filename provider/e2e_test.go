@@ -573,3 +573,31 @@ func TestFrench(t *testing.T) {
 		r.exchange(r.callback(b.submit(p.form("/login/code"), map[string]string{"code": e.smsCode(m)}), ar), ar)
 	})
 }
+
+// TestCrossClient: one relying party cannot redeem another's code or revoke
+// another's tokens.
+func TestCrossClient(t *testing.T) {
+	forEachStore(t, func(t *testing.T, kind string) {
+		e := newEnv(t, kind)
+		a, other := e.newRP(clientTrusted), e.newRP(clientES256)
+		ar, code := e.newBrowser().login(a, phoneA, phoneA)
+		stolen := *other
+		stolen.conf.RedirectURL = a.conf.RedirectURL
+		if _, err := stolen.conf.Exchange(stolen.ctx, code, oauth2.VerifierOption(ar.Verifier)); oauthError(err) != "invalid_grant" {
+			t.Errorf("another client redeeming the code: %v, want invalid_grant", err)
+		}
+		tok := a.exchange(code, ar)
+		for _, token := range []string{tok.AccessToken, tok.RefreshToken} {
+			status, m := other.postForm("/oauth2/revoke", url.Values{"token": {token}})
+			if status == http.StatusOK && m != nil && m["error"] != nil {
+				t.Errorf("revoke: 200 with an error body %v", m)
+			}
+		}
+		if !a.active(tok.AccessToken) {
+			t.Error("another client revoked this client's access token")
+		}
+		if _, err := a.refresh(tok.RefreshToken); err != nil {
+			t.Errorf("another client revoked this client's refresh token: %v", err)
+		}
+	})
+}
