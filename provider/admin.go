@@ -565,7 +565,7 @@ func (a *adminAPI) getClient(c *gin.Context) {
 // readOnly answers a change to a static client.
 func (a *adminAPI) readOnly(c *gin.Context, id string) {
 	a.fail(c, newAdminError(http.StatusConflict, "static_client",
-		"client %q is defined in the configuration file (clients:) and is read-only here: change it in the file and restart otpgate", id))
+		"client %q is static, defined in the configuration file (clients:) or by --dev, and is read-only here: change it in the configuration and restart otpgate", id))
 }
 
 // updateClient is PUT /admin/clients/{id}: the body replaces the client's
