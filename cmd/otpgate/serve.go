@@ -112,6 +112,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		return err
 	}
 
+	adminTok, adminTokGenerated := adminToken(cfg, dev, log)
 	clients := staticClients(cfg.Clients)
 	if dev {
 		clients = append(clients, provider.DevClients(cfg.Issuer)...)
@@ -132,10 +133,15 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		Dev:              dev,
 		StaticClients:    clients,
 		Logger:           log,
+
+		AdminToken:          adminTok,
+		KeyRotationInterval: time.Duration(cfg.Admin.KeyRotationInterval),
 	})
 	if err != nil {
 		return err
 	}
+
+	defer startKeyRotation(ctx, p)() // stopped on return, before the store closes
 
 	servers := []*http.Server{newServer(cfg.Listen, p.Handler())}
 	if cfg.AdminListen != "" {
@@ -161,7 +167,8 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 			"  Demo login:   %[1]s/dev/demo\n"+
 			"  SMS outbox:   %[1]s/dev/outbox (JSON: %[1]s/dev/outbox.json)\n"+
 			"  Discovery:    %[1]s/.well-known/openid-configuration\n"+
-			"  Health:       http://%[2]s/healthz, /readyz\n\n", cfg.Issuer, cfg.AdminListen)
+			"  Health:       http://%[2]s/healthz, /readyz\n"+
+			"%[3]s\n", cfg.Issuer, cfg.AdminListen, adminBanner(cfg.AdminListen, adminTok, adminTokGenerated))
 	}
 
 	select {
