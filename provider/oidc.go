@@ -157,8 +157,9 @@ func (p *Provider) handleRevoke(c *gin.Context) {
 	p.oauth2.WriteRevocationResponse(ctx, c.Writer, err)
 }
 
-// handleIntrospect is RFC 7662 introspection; any authenticated client may
-// introspect tokens issued to it.
+// handleIntrospect is RFC 7662 introspection. The caller must authenticate as a
+// registered client (fosite's rule); it may then introspect any token, as a
+// resource server would, and learns the token's client_id, sub and scope.
 func (p *Provider) handleIntrospect(c *gin.Context) {
 	ctx := c.Request.Context()
 	ir, err := p.oauth2.NewIntrospectionRequest(ctx, c.Request, newSession())
