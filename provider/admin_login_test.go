@@ -239,6 +239,38 @@ func TestAdminCreatedClientsLogIn(t *testing.T) {
 		rp.login(adminPhone())
 	})
 
+	t.Run("a deleted client's tokens stop working", func(t *testing.T) {
+		e := *e
+		e.t = t
+		client := e.createClient(map[string]any{"redirect_uris": []string{adminRedirect}, "skip_consent": true, "scope": "openid offline_access"})
+		rp := e.newRP(client)
+		tok, _ := rp.login(adminPhone())
+		if tok.RefreshToken == "" {
+			t.Fatal("no refresh token with offline_access")
+		}
+		userinfo := func() int {
+			req, _ := http.NewRequest(http.MethodGet, e.Public.URL+"/userinfo", nil)
+			req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		if got := userinfo(); got != http.StatusOK {
+			t.Fatalf("userinfo before delete: %d", got)
+		}
+		e.mustCall(http.StatusNoContent, http.MethodDelete, "/admin/clients/"+client["client_id"].(string), nil)
+		if got := userinfo(); got != http.StatusUnauthorized {
+			t.Errorf("userinfo with a deleted client's access token: %d, want 401", got)
+		}
+		src := rp.conf.TokenSource(context.Background(), &oauth2.Token{RefreshToken: tok.RefreshToken})
+		if _, err := src.Token(); err == nil {
+			t.Error("a deleted client's refresh token still works")
+		}
+	})
+
 	t.Run("a deleted client can no longer start a login", func(t *testing.T) {
 		e := *e
 		e.t = t
