@@ -106,7 +106,7 @@ func (e *env) lastSMS(t testing.TB) (storage.OutboxMessage, string) {
 
 func (e *env) outboxLen(t testing.TB) int {
 	t.Helper()
-	msgs, err := e.store.ListOutbox(context.Background(), 0)
+	msgs, err := e.store.ListOutbox(context.Background(), 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
