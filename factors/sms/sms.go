@@ -1,13 +1,21 @@
 // Package sms owns the SMS senders: the Sender interface every factor that texts
-// a code goes through, and the development senders that need no account — the
-// outbox (messages kept in storage and shown at /dev/outbox, also what tests read)
-// and the log sender. Real providers (Orange SMS, Twilio, a generic webhook, and
-// a failover sender that tries several in turn) come later, as further Sender
-// implementations in this package.
+// a code goes through, and its implementations — the development senders that
+// need no account (the outbox, whose messages are kept in storage and shown at
+// /dev/outbox, and the log sender), the providers (Orange SMS messaging, Twilio
+// Programmable Messaging, a signed webhook to the operator's own gateway), and
+// Failover, which tries several providers in order behind circuit breakers.
 //
-// Senders deliver text; they never generate or see codes as such, and never log a
-// full phone number. This package imports storage and factors (for MaskPhone),
-// never provider or cmd.
+// Senders are plug-ins by name: the registry in registry.go maps a type name
+// ("orange") to its typed Config, decoded strictly from the provider's config
+// block by DecodeStrict; Config.Open returns the live Sender. A sender that can
+// prove its credentials at boot also implements StartupChecker. Every failure a
+// sender can classify is a *SendError saying whether the message was certainly
+// not accepted (see Failure): that, and only that, lets Failover try the next
+// provider without risking a second SMS.
+//
+// Senders deliver text; they never generate or see codes as such, and never put
+// a secret or a full phone number in an error or a log line. This package
+// imports storage and factors (for MaskPhone), never provider, config or cmd.
 package sms
 
 import (
