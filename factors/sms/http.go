@@ -29,7 +29,11 @@ const maxResponseBody = 64 << 10
 func NewHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 16
-	t.IdleConnTimeout = 90 * time.Second
+	// Shorter than most servers' keep-alive timeout: a POST written to a
+	// connection the server is closing at that moment fails as
+	// FailureUnknown (it cannot be replayed), so idle connections are dropped
+	// before servers usually drop them.
+	t.IdleConnTimeout = 30 * time.Second
 	return &http.Client{
 		Transport:     t,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

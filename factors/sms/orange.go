@@ -116,7 +116,6 @@ type orangeSMSRequest struct {
 		Text          struct {
 			Message string `json:"message"`
 		} `json:"outboundSMSTextMessage"`
-		ResourceURL string `json:"resourceURL,omitempty"`
 	} `json:"outboundSMSMessageRequest"`
 }
 
@@ -167,7 +166,11 @@ func (o *Orange) Send(ctx context.Context, msg Message) (string, error) {
 // orangeMessageID is the last segment of the resourceURL Orange echoes back,
 // or of the Location header; "" when there is neither.
 func orangeMessageID(resp *response) string {
-	var echo orangeSMSRequest
+	var echo struct {
+		Request struct {
+			ResourceURL string `json:"resourceURL"`
+		} `json:"outboundSMSMessageRequest"`
+	}
 	ref := resp.header.Get("Location")
 	if json.Unmarshal(resp.body, &echo) == nil && echo.Request.ResourceURL != "" {
 		ref = echo.Request.ResourceURL
