@@ -48,12 +48,32 @@ type Config struct {
 
 // RedisConfig is the redis section, used when Storage is "redis".
 type RedisConfig struct {
-	// URL is a redis:// or rediss:// URL; it may carry a password.
+	// URL is a redis:// or rediss:// URL; it may carry a password. It names
+	// the server, or a first Cluster node (each ?addr=host:port adds one);
+	// with SentinelMaster it gives only credentials, database and TLS.
 	URL string `yaml:"url" secret:"url"`
 	// URLFile names a file holding URL.
 	URLFile string `yaml:"url_file"`
 	// KeyPrefix namespaces every key otpgate writes.
 	KeyPrefix string `yaml:"key_prefix"`
+	// SentinelMaster is the name of the master the Sentinels at SentinelAddrs
+	// monitor (Redis Sentinel).
+	SentinelMaster string `yaml:"sentinel_master"`
+	// SentinelAddrs are the host:port addresses of the Sentinels.
+	SentinelAddrs []string `yaml:"sentinel_addrs"`
+	// ClusterAddrs are Redis Cluster nodes besides URL's host; any selects
+	// Cluster mode.
+	ClusterAddrs []string `yaml:"cluster_addrs"`
+	// PoolSize is the number of connections per Redis node; 0 means 10 per CPU.
+	PoolSize int `yaml:"pool_size"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound connecting and each
+	// command's read and write.
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// MaxRetries is how many times a command that failed on the network is
+	// retried; 0 never retries.
+	MaxRetries int `yaml:"max_retries"`
 }
 
 // PhoneConfig is the phone section: how numbers are read and which are served.
@@ -184,7 +204,13 @@ func Defaults(dev bool) Config {
 		Listen:      ":8080",
 		AdminListen: "127.0.0.1:8081",
 		Storage:     "memory",
-		Redis:       RedisConfig{KeyPrefix: "otpgate:"},
+		Redis: RedisConfig{
+			KeyPrefix:    "otpgate:",
+			DialTimeout:  seconds(5),
+			ReadTimeout:  seconds(3),
+			WriteTimeout: seconds(3),
+			MaxRetries:   3,
+		},
 		SMS: SMSConfig{
 			CodeLength:     6,
 			CodeTTL:        minutes(5),

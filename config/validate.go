@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
@@ -137,6 +138,35 @@ func validateRedis(c Config, _ bool, errs *Errors) {
 	if strings.ContainsAny(r.KeyPrefix, "{} \t\r\n") {
 		errs.add("redis.key_prefix", "must not contain '{', '}' or spaces, got '%s'", r.KeyPrefix)
 	}
+	validateRedisDeployment(r, errs)
+}
+
+// validateRedisDeployment checks the Sentinel and Cluster options and the
+// connection pool, timeouts and retries.
+func validateRedisDeployment(r RedisConfig, errs *Errors) {
+	cluster := len(r.ClusterAddrs) > 0
+	if u, err := url.Parse(r.URL); err == nil && u.Query().Has("addr") {
+		cluster = true
+	}
+	switch {
+	case r.SentinelMaster != "" && len(r.SentinelAddrs) == 0:
+		errs.add("redis.sentinel_addrs", "is required when 'sentinel_master' is set: list the Sentinels, e.g. [sentinel-1:26379, sentinel-2:26379]")
+	case r.SentinelMaster == "" && len(r.SentinelAddrs) > 0:
+		errs.add("redis.sentinel_master", "is required when 'sentinel_addrs' is set: the name of the master the Sentinels monitor, e.g. 'mymaster'")
+	case r.SentinelMaster != "" && cluster:
+		errs.add("redis.sentinel_master", "and 'cluster_addrs' (or ?addr= in 'url') are both set: a deployment is Sentinel or Cluster, not both")
+	}
+	for i, a := range r.SentinelAddrs {
+		checkAddr(errs, fmt.Sprintf("redis.sentinel_addrs[%d]", i), a)
+	}
+	for i, a := range r.ClusterAddrs {
+		checkAddr(errs, fmt.Sprintf("redis.cluster_addrs[%d]", i), a)
+	}
+	between(errs, "redis.pool_size", r.PoolSize, 0, 10000)
+	between(errs, "redis.dial_timeout", r.DialTimeout, Duration(10*time.Millisecond), minutes(1))
+	between(errs, "redis.read_timeout", r.ReadTimeout, Duration(10*time.Millisecond), minutes(1))
+	between(errs, "redis.write_timeout", r.WriteTimeout, Duration(10*time.Millisecond), minutes(1))
+	between(errs, "redis.max_retries", r.MaxRetries, 0, 10)
 }
 
 func validatePhone(c Config, _ bool, errs *Errors) {

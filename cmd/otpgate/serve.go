@@ -213,9 +213,9 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	s, err := redis.Open(ctx, cfg.Redis.URL, redis.WithPrefix(cfg.Redis.KeyPrefix))
+	s, err := redis.OpenUniversal(ctx, redisOptions(cfg.Redis), redis.WithPrefix(cfg.Redis.KeyPrefix))
 	if err != nil {
-		return nil, fmt.Errorf("redis: %w", err)
+		return nil, err
 	}
 	return s, nil
 }

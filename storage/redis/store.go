@@ -100,7 +100,7 @@ func New(client goredis.UniversalClient, opts ...Option) *Store {
 // Open connects to the redis:// or rediss:// URL (see goredis.ParseURL for the
 // accepted query parameters), checks the connection with PING and returns a
 // Store that owns the client: Close closes it. Sentinel and Cluster deployments
-// build their own goredis.UniversalClient and call New.
+// use OpenUniversal, or build their own goredis.UniversalClient and call New.
 func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	o, err := goredis.ParseURL(url)
 	if err != nil {

@@ -10,6 +10,9 @@
 // a failure. Each test gets its own random key prefix, and its keys are deleted
 // when it ends, so tests never see each other's data and never flush a database.
 //
+// Tests that must stop and restart Redis, or need a Sentinel, start a
+// redis-server of their own with StartServer and StartSentinel.
+//
 // This package imports go-redis and testing only.
 package redistest
 

@@ -1,0 +1,27 @@
+package main
+
+import (
+	"time"
+
+	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/storage/redis"
+)
+
+// redisOptions maps the redis section onto the store's options.
+func redisOptions(c config.RedisConfig) redis.Options {
+	retries := c.MaxRetries
+	if retries == 0 {
+		retries = -1 // go-redis reads 0 as "its default" (3); the config means none
+	}
+	return redis.Options{
+		URL:            c.URL,
+		SentinelMaster: c.SentinelMaster,
+		SentinelAddrs:  c.SentinelAddrs,
+		ClusterAddrs:   c.ClusterAddrs,
+		PoolSize:       c.PoolSize,
+		DialTimeout:    time.Duration(c.DialTimeout),
+		ReadTimeout:    time.Duration(c.ReadTimeout),
+		WriteTimeout:   time.Duration(c.WriteTimeout),
+		MaxRetries:     retries,
+	}
+}
