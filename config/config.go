@@ -87,10 +87,25 @@ type PhoneConfig struct {
 	DeniedRegions []string `yaml:"denied_regions"`
 }
 
-// SMSConfig is the sms section: the sender and the one-time code policy.
+// SMSConfig is the sms section: who sends the SMS and the one-time code policy.
 type SMSConfig struct {
-	// Sender names the SMS sender: "outbox" or "log".
+	// Sender is a shorthand for one development sender used when Providers
+	// is empty: "outbox" (messages kept in storage, texted to nobody) or "log"
+	// (written to the logs, codes in clear: --dev only). --dev defaults to
+	// "outbox" when no provider is configured.
 	Sender string `yaml:"sender"`
+	// Providers are the SMS providers, tried in order: a message goes to the
+	// next one only when the failure proves it was not accepted.
+	Providers []SMSProviderConfig `yaml:"providers"`
+	// Routes maps a calling-code prefix ("+33") or "*" to the names of the
+	// providers to try for numbers that start with it, in order; the longest
+	// prefix wins. Empty: every number tries every provider in order.
+	Routes map[string][]string `yaml:"routes"`
+	// Breaker skips a provider that keeps failing, for a while.
+	Breaker SMSBreakerConfig `yaml:"breaker"`
+	// SkipStartupCheck starts the server even when a provider's startup
+	// check (credentials usable) fails.
+	SkipStartupCheck bool `yaml:"skip_startup_check"`
 	// CodeLength is the number of digits of a code.
 	CodeLength int `yaml:"code_length"`
 	// CodeTTL is how long a code can be used.
@@ -167,8 +182,8 @@ type ClientConfig struct {
 	SkipConsent bool `yaml:"skip_consent"`
 }
 
-// The values each enumerated option accepts. Adding an SMS sender starts by
-// adding its name to smsSenders.
+// The values each enumerated option accepts. smsSenders are the development
+// senders sms.sender names; provider types are factors/sms's registry.
 var (
 	storages      = []string{"memory", "redis"}
 	smsSenders    = []string{"outbox", "log"}
@@ -198,7 +213,7 @@ const (
 
 // Defaults returns the production defaults, or the --dev ones when dev is
 // true. The production defaults alone do not validate: issuer, system_secret
-// and sms.sender must be set.
+// and sms.providers (or sms.sender) must be set.
 func Defaults(dev bool) Config {
 	c := Config{
 		Listen:      ":8080",
@@ -218,6 +233,7 @@ func Defaults(dev bool) Config {
 			ResendCooldown: seconds(30),
 			MaxResends:     3,
 			OutboxSize:     100,
+			Breaker:        SMSBreakerConfig{Failures: 3, Cooldown: seconds(30)},
 		},
 		Login: LoginConfig{
 			FlowTTL:       minutes(15),
@@ -309,6 +325,14 @@ func upperAll(list []string) []string {
 func (c Config) Redacted() Config {
 	c.Clients = append([]ClientConfig(nil), c.Clients...)
 	redact(&c)
+	if c.SMS.Providers != nil {
+		providers := make([]SMSProviderConfig, len(c.SMS.Providers))
+		for i, p := range c.SMS.Providers {
+			p.Config.Node = redactNode(p.Config.Node)
+			providers[i] = p
+		}
+		c.SMS.Providers = providers
+	}
 	return c
 }
 

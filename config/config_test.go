@@ -65,7 +65,7 @@ func prod() Config {
 	c := Defaults(false)
 	c.Issuer = "https://id.example.com"
 	c.SystemSecret = testSecret
-	c.SMS.Sender = "log"
+	c.SMS.Sender = "outbox"
 	return c
 }
 
@@ -95,7 +95,7 @@ func TestProductionReportsEveryMissingOption(t *testing.T) {
 	wantProblems(t, err,
 		"option 'issuer' is required, e.g. 'https://id.example.com'",
 		"option 'system_secret' is required outside --dev: set it or 'system_secret_file' to at least 32 random bytes, e.g. from 'openssl rand -base64 48'",
-		"sms: option 'sender' is required outside --dev: one of 'outbox', 'log'",
+		"sms: option 'providers' is required outside --dev: list the SMS providers to send through (see 'Sending real SMS' in README.md), or set 'sender: outbox' for a test server that texts nobody",
 	)
 }
 
@@ -265,7 +265,7 @@ func TestLoadFileValues(t *testing.T) {
 issuer: https://id.example.com
 system_secret: `+testSecret+`
 sms:
-  sender: log
+  sender: outbox
   code_ttl: 2m
 phone:
   default_region: be
@@ -491,7 +491,7 @@ func TestSecretFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeFile(t, "otpgate.yaml", "issuer: https://id.example.com\nsms:\n  sender: log\n"+tt.yaml)
+			path := writeFile(t, "otpgate.yaml", "issuer: https://id.example.com\nsms:\n  sender: outbox\n"+tt.yaml)
 			c, err := Load(path, false, env(tt.env))
 			wantProblems(t, err, tt.want...)
 			if err != nil && strings.Contains(err.Error(), "hunter2") {

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -26,7 +27,19 @@ func TestExampleLoads(t *testing.T) {
 	want := Defaults(false)
 	want.Issuer = "https://id.example.com"
 	want.SystemSecret = testSecret
-	want.SMS.Sender = "log"
+	// The example's providers, checked here by name and type; their options
+	// are the registry's to check (factors/sms tests decode them).
+	var providers []string
+	for _, p := range c.SMS.Providers {
+		providers = append(providers, p.Name+":"+p.Type)
+		if p.Config.Node == nil || p.Config.Node.Kind != yaml.MappingNode {
+			t.Errorf("provider %s: config %v, want a mapping", p.Name, p.Config.Node)
+		}
+	}
+	if got := strings.Join(providers, " "); got != "primary:orange backup:twilio" {
+		t.Errorf("example providers = %s", got)
+	}
+	want.SMS.Providers = c.SMS.Providers
 	want.Clients = []ClientConfig{{
 		ClientID:                 "example-app",
 		ClientName:               "Example app",

@@ -43,6 +43,9 @@ func Load(path string, dev bool, getenv func(string) string) (Config, error) {
 	}
 	c := Defaults(dev)
 	c.Storage = "" // so that step 5 can tell whether it was chosen
+	// The dev sender is a default only when no provider is configured.
+	devSender := c.SMS.Sender
+	c.SMS.Sender = ""
 	var errs Errors
 	// reported holds keys whose value loading already complained about, so
 	// that validation does not add a second, misleading line for them.
@@ -55,6 +58,9 @@ func Load(path string, dev bool, getenv func(string) string) (Config, error) {
 	}
 	applyEnv(&c, getenv, &errs)
 	readSecretFiles(&c, &errs, reported)
+	if c.SMS.Sender == "" && len(c.SMS.Providers) == 0 {
+		c.SMS.Sender = devSender
+	}
 	c = c.normalize()
 
 	var invalid *Errors
@@ -113,6 +119,26 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 		return // keeps the default
 	}
 	switch {
+	case t == reflect.TypeFor[PluginConfig]():
+		// A plug-in's options: its registry decodes them.
+		if n.Kind != yaml.MappingNode {
+			errs.add(path, "must be a mapping of options (line %d)", n.Line)
+		}
+	case t.Kind() == reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			errs.add(path, "must be a mapping, like {\"+33\": [a], \"*\": [b]} (line %d)", n.Line)
+			return
+		}
+		seen := map[string]int{} // key → line
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if line, dup := seen[k.Value]; dup {
+				errs.add(join(path, k.Value), "is set twice (lines %d and %d)", line, k.Line)
+				continue
+			}
+			seen[k.Value] = k.Line
+			checkNode(v, t.Elem(), join(path, k.Value), errs)
+		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			if path == "" {
@@ -349,6 +375,8 @@ func walk(v reflect.Value, prefix string, intoLists bool, fn func(option)) {
 					walk(fv.Index(j), fmt.Sprintf("%s[%d]", path, j), intoLists, fn)
 				}
 			}
+		case f.Type.Kind() == reflect.Map || f.Type == reflect.TypeFor[PluginConfig]():
+			// sms.routes and plug-in options: set only in the file.
 		default:
 			fn(option{path: path, name: name, field: f, value: fv, parent: v})
 		}

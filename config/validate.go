@@ -65,8 +65,8 @@ func (p *problem) Error() string {
 // Validate reports every problem with c at once, as a *Errors, or nil. Empty
 // options that have a default (storage, the client metadata) are checked as
 // that default, the way Load fills them in. dev relaxes what --dev provides
-// or tolerates: system_secret and sms.sender may be empty, and URLs may use
-// plain http on any host.
+// or tolerates: system_secret and sms.providers may be empty, the log sender
+// is allowed, and URLs may use plain http on any host.
 func (c Config) Validate(dev bool) error {
 	c = c.normalize()
 	var errs Errors
@@ -200,11 +200,7 @@ func validatePhone(c Config, _ bool, errs *Errors) {
 
 func validateSMS(c Config, dev bool, errs *Errors) {
 	s := c.SMS
-	if s.Sender == "" && !dev {
-		errs.add("sms.sender", "is required outside --dev: one of %s", quoteList(smsSenders))
-	} else {
-		oneOf(errs, "sms.sender", s.Sender, smsSenders)
-	}
+	validateSMSDelivery(s, dev, errs)
 	between(errs, "sms.code_length", s.CodeLength, 4, 10)
 	between(errs, "sms.code_ttl", s.CodeTTL, minutes(1), minutes(10))
 	between(errs, "sms.max_attempts", s.MaxAttempts, 1, 10)

@@ -93,7 +93,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
 	}
-	sender, err := openSender(cfg, store, log)
+	sender, err := openSender(ctx, cfg, dev, store, log)
 	if err != nil {
 		return err
 	}
@@ -220,14 +220,56 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 	return s, nil
 }
 
-func openSender(cfg config.Config, store storage.Store, log *slog.Logger) (sms.Sender, error) {
-	switch cfg.SMS.Sender {
-	case "outbox":
-		return sms.NewOutbox(store, cfg.SMS.OutboxSize, time.Now), nil
-	case "log":
-		return sms.NewLog(log), nil
+// openSender builds the SMS sender from the sms section: the development
+// shorthand sms.sender, or the providers behind one failover sender. Provider
+// options are decoded strictly here, before anything listens, and each
+// provider's startup check (credentials usable) runs unless
+// sms.skip_startup_check is set.
+func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger) (sms.Sender, error) {
+	s := cfg.SMS
+	deps := sms.Deps{Logger: log, Store: store, Dev: dev}
+	if len(s.Providers) == 0 {
+		var c sms.Config
+		switch s.Sender {
+		case "outbox":
+			if !dev {
+				log.Warn("sms: the outbox sender texts nobody; configure sms.providers to send real SMS")
+			}
+			c = &sms.OutboxConfig{Size: s.OutboxSize}
+		case "log":
+			c = &sms.LogConfig{}
+		default:
+			return nil, fmt.Errorf("sms: unknown sender %q", s.Sender)
+		}
+		return c.Open(deps)
 	}
-	return nil, fmt.Errorf("sms: unknown sender %q", cfg.SMS.Sender)
+	setup := sms.Setup{
+		Routes:    s.Routes,
+		Breaker:   sms.Breaker{Failures: s.Breaker.Failures, Cooldown: time.Duration(s.Breaker.Cooldown)},
+		RoutesKey: "sms.routes",
+	}
+	names := make([]string, len(s.Providers))
+	for i, p := range s.Providers {
+		setup.Providers = append(setup.Providers, sms.ProviderSpec{
+			Key: fmt.Sprintf("sms.providers[%d]", i), Name: p.Name, Type: p.Type, Config: p.Config.Node,
+		})
+		names[i] = p.Name + " (" + p.Type + ")"
+	}
+	sender, err := setup.Open(deps)
+	if err != nil {
+		return nil, fmt.Errorf("invalid sms configuration:\n%s", indent(err))
+	}
+	if s.SkipStartupCheck {
+		log.Warn("sms: provider startup checks skipped (sms.skip_startup_check)", "providers", names)
+		return sender, nil
+	}
+	checkCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := sender.StartupCheck(checkCtx); err != nil {
+		return nil, fmt.Errorf("%w\n(to start anyway, set sms.skip_startup_check: true or OTPGATE_SMS_SKIP_STARTUP_CHECK=true)", err)
+	}
+	log.Info("sms: providers ready", "providers", names)
+	return sender, nil
 }
 
 func staticClients(list []config.ClientConfig) []provider.StaticClient {

@@ -107,7 +107,7 @@ func DecodeProvider(spec ProviderSpec, dev bool) (Provider, error) {
 	}
 	cfg := newConfig()
 	if _, ok := cfg.(interface{ devOnly() }); ok && !dev {
-		ps.add("type", "'%s' writes every code in clear to the logs: it is allowed only with --dev", spec.Type)
+		ps.add("type", "must not be '%s' outside --dev: it writes every code in clear to the logs", spec.Type)
 	}
 	if err := DecodeStrict(spec.Config, joinKey(spec.Key, "config"), cfg); err != nil {
 		ps.list = append(ps.list, err)

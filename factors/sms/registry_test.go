@@ -102,7 +102,7 @@ func TestDecodeProviderProblems(t *testing.T) {
 			"sms.providers[1].config: option 'client_secret_file' names a file that cannot be read: open " + filepath.Join(dir, "nope") + ": no such file or directory",
 		}},
 		{"log outside dev", "log", "", false, []string{
-			"sms.providers[1]: option 'type' 'log' writes every code in clear to the logs: it is allowed only with --dev",
+			"sms.providers[1]: option 'type' must not be 'log' outside --dev: it writes every code in clear to the logs",
 		}},
 		{"log with dev", "log", "", true, nil},
 		{"log has no options", "log", "level: info\n", true, []string{
