@@ -255,20 +255,27 @@ func TestBreakerHalfOpenLetsOneTrialThrough(t *testing.T) {
 }
 
 func TestBreakerIgnoresCallersGivingUp(t *testing.T) {
-	primary := &scripted{}
+	primary := &scripted{block: make(chan struct{})}
 	f := failover(t, sms.FailoverOptions{Breaker: sms.Breaker{Failures: 1}}, sms.Member{Name: "primary", Sender: primary})
 	primary.set(errDown)
 	ctx, cancel := context.WithCancel(context.Background())
-	primary.mu.Lock()
-	primary.block = make(chan struct{})
-	close(primary.block)
-	primary.mu.Unlock()
+	done := make(chan error)
+	go func() {
+		_, err := f.Send(ctx, testMsg)
+		done <- err
+	}()
+	for primary.count() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// The caller leaves while the provider works: its failure then says
+	// nothing about the provider.
 	cancel()
-	_ = ctx
-	// A cancelled context stops before the provider is asked at all.
-	f.Send(ctx, testMsg)
-	if primary.count() != 0 || f.Breakers()[0].State != "closed" {
-		t.Errorf("cancelled send: %d calls, breaker %+v", primary.count(), f.Breakers()[0])
+	close(primary.block)
+	if err := <-done; err == nil {
+		t.Fatal("Send succeeded")
+	}
+	if st := f.Breakers()[0]; st.State != "closed" || st.Failures != 0 {
+		t.Errorf("breaker after a cancelled send: %+v", st)
 	}
 }
 

@@ -27,6 +27,8 @@ type twilioFake struct {
 	mu       sync.Mutex
 	behave   behaviour // nil: 201
 	wantFrom url.Values
+	anyText  bool     // accept any Body (a real code), kept in texts
+	texts    []string // Body of each message
 }
 
 func newTwilioFake(t *testing.T) *twilioFake {
@@ -60,7 +62,14 @@ func (f *twilioFake) serve(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		t.Error(err)
 	}
+	f.mu.Lock()
+	f.texts = append(f.texts, r.PostForm.Get("Body"))
+	anyText := f.anyText
+	f.mu.Unlock()
 	want := url.Values{"To": {testTo}, "Body": {testBody}}
+	if anyText {
+		want.Set("Body", r.PostForm.Get("Body"))
+	}
 	for k, v := range f.wantFrom {
 		want[k] = v
 	}
