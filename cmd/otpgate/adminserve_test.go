@@ -123,7 +123,7 @@ func TestServeDevGeneratesAndPrintsAnAdminToken(t *testing.T) {
 func TestServeWithoutAdminTokenRefusesAdminCalls(t *testing.T) {
 	cfg := cliConfig(t, false, map[string]string{
 		"OTPGATE_SYSTEM_SECRET": "serve-test-system-secret-0123456789abcdef",
-		"OTPGATE_SMS_SENDER":    "log",
+		"OTPGATE_SMS_SENDER":    "outbox",
 	})
 	out := cliServe(t, cfg, false)
 	env := map[string]string{envAdminURL: "http://" + cfg.AdminListen, envAdminToken: "any-token-0123456789abcdef0123456789"}
