@@ -80,6 +80,11 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	if cfg.Storage == "memory" && !dev {
 		log.Warn("storage: memory keeps state in this process only; use redis to run more than one instance or survive a restart")
 	}
+	// Before any key is generated: a provider misconfiguration stops here.
+	sender, err := openSender(ctx, cfg, dev, store, log)
+	if err != nil {
+		return err
+	}
 
 	km, err := keys.NewManager(store, secret, keys.WithLogger(log))
 	if err != nil {
@@ -92,10 +97,6 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return fmt.Errorf("issuer: %w", err)
-	}
-	sender, err := openSender(ctx, cfg, dev, store, log)
-	if err != nil {
-		return err
 	}
 	policy := factors.PhonePolicy{Allowed: cfg.Phone.AllowedRegions, Denied: cfg.Phone.DeniedRegions}
 	factor, err := smsotp.New(store, sender, smsotp.Options{
