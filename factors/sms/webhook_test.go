@@ -2,10 +2,15 @@ package sms_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -143,5 +148,48 @@ func TestVerifyWebhook(t *testing.T) {
 		if !errors.Is(check, sms.ErrWebhookSignature) {
 			t.Errorf("%s: VerifyWebhook = %v, want ErrWebhookSignature", name, check)
 		}
+	}
+}
+
+// readmeVerify is the receiver's check README.md shows, copied as is.
+func readmeVerify(secret []byte, header string, body []byte) bool {
+	var ts, sig string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			sig = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts + "."))
+	mac.Write(body)
+	want, err := hex.DecodeString(sig)
+	return err == nil && hmac.Equal(want, mac.Sum(nil))
+}
+
+func TestREADMEVerifiesTheSignature(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"mac.Write([]byte(ts + \".\"))", "hmac.Equal(want, mac.Sum(nil))", "X-Otpgate-Signature: t=<unix time>,v1="} {
+		if !strings.Contains(string(readme), line) {
+			t.Errorf("README.md no longer shows %q: update readmeVerify with it", line)
+		}
+	}
+	secret, body := []byte(webhookSecret), []byte(`{"to":"+33612345678"}`)
+	header := sms.SignWebhook(secret, time.Now(), body)
+	if !readmeVerify(secret, header, body) {
+		t.Error("the README's check refuses a valid signature")
+	}
+	if readmeVerify(secret, header, []byte(`{"to":"+33612345679"}`)) || readmeVerify(secret, sms.SignWebhook(secret, time.Now().Add(-time.Hour), body), body) {
+		t.Error("the README's check accepts a tampered body or an old timestamp")
 	}
 }
