@@ -103,9 +103,24 @@ func (p *Provider) getClient(ctx context.Context, id string) (fosite.Client, err
 		return nil, fosite.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load client: %w", err)
+		return nil, fmt.Errorf("load client: %w: %w", errClientStore, err)
 	}
 	return newFositeClient(c), nil
+}
+
+// errClientStore marks a client that could not be loaded because the store
+// failed, not because it does not exist.
+var errClientStore = errors.New("client store unavailable")
+
+// unavailable turns a refusal that fosite built around a client the store
+// could not load into temporarily_unavailable (503): fosite answers
+// invalid_client for any GetClient error, which would blame the client for
+// an outage. Any other error is returned as is.
+func unavailable(err error) error {
+	if errors.Is(err, errClientStore) {
+		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
+	}
+	return err
 }
 
 // HashClientSecret returns the stored form of a client secret.

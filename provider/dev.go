@@ -84,7 +84,8 @@ func (p *Provider) handleOutboxPage(c *gin.Context) {
 func (p *Provider) handleOutboxJSON(c *gin.Context) {
 	msgs, err := p.store.ListOutbox(c.Request.Context(), outboxPageSize)
 	if err != nil {
-		p.renderJSONError(c, err)
+		p.log.Error("outbox: list", "err", err)
+		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable"})
 		return
 	}
 	out := make([]outboxMessage, len(msgs))

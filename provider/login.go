@@ -175,6 +175,7 @@ func (p *Provider) checkBeforeLogin(ctx context.Context, ar fosite.AuthorizeRequ
 // redirect URI cannot be trusted (unknown client, unregistered URI), otherwise
 // the standard redirect with error, error_description and state.
 func (p *Provider) authorizeError(c *gin.Context, ar fosite.AuthorizeRequester, err error) {
+	err = unavailable(err)
 	p.logOAuthError("authorize: refused request", err)
 	if ar == nil || !ar.IsRedirectURIValid() {
 		rfc := fosite.ErrorToRFC6749Error(err)

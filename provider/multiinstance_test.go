@@ -61,11 +61,23 @@ type deployment struct {
 // on routes the following requests to instance i.
 func (d *deployment) on(i int) { d.to.Store(int32(i)) }
 
-// newDeployment starts n instances on the test Redis under one prefix.
+// newDeployment starts n instances on the test Redis under one prefix, each
+// with a Redis client of its own.
 func newDeployment(t *testing.T, n int) *deployment {
 	t.Helper()
-	ctx := context.Background()
 	first, prefix := redistest.New(t)
+	stores := []storage.Store{otpredis.New(first, otpredis.WithPrefix(prefix))}
+	for range n - 1 {
+		client, _ := redistest.New(t) // its own prefix stays unused
+		stores = append(stores, otpredis.New(client, otpredis.WithPrefix(prefix)))
+	}
+	return deploy(t, stores)
+}
+
+// deploy starts one instance per store; the stores must share their data.
+func deploy(t *testing.T, stores []storage.Store) *deployment {
+	t.Helper()
+	ctx := context.Background()
 	d := &deployment{}
 	router := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		d.inst[d.to.Load()].ServeHTTP(w, r)
@@ -80,12 +92,7 @@ func newDeployment(t *testing.T, n int) *deployment {
 	}
 	clk := &clock{}
 	logs := &syncBuffer{}
-	for i := range n {
-		client := first
-		if i > 0 {
-			client, _ = redistest.New(t) // a connection pool of its own; its own prefix stays unused
-		}
-		store := otpredis.New(client, otpredis.WithPrefix(prefix))
+	for i, store := range stores {
 		if i == 0 {
 			for _, k := range recs {
 				if err := store.CreateKey(ctx, k); err != nil {
@@ -111,6 +118,7 @@ func newDeployment(t *testing.T, n int) *deployment {
 			Issuer: issuer, Secret: testSecret,
 			Store: store, Keys: km, Factor: factor,
 			DefaultRegion: "FR", StaticClients: staticClients(),
+			Dev: true, // the outbox at /dev/outbox.json, as in `serve --dev` on Redis
 			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name),
 		})
 		if err != nil {

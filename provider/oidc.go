@@ -97,6 +97,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	w := c.Writer
 	ar, err := p.oauth2.NewAccessRequest(ctx, c.Request, newSession())
 	if err != nil {
+		err = unavailable(err)
 		p.logOAuthError("token: refused request", err)
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
@@ -178,6 +179,7 @@ func (p *Provider) handlePAR(c *gin.Context) {
 	ctx := c.Request.Context()
 	ar, err := p.oauth2.NewPushedAuthorizeRequest(ctx, c.Request)
 	if err != nil {
+		err = unavailable(err)
 		p.logOAuthError("par: refused request", err)
 		p.oauth2.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
 		return
