@@ -64,8 +64,8 @@ type otpFake struct {
 	issued      map[string]bool
 	challenges  map[string]*fakeChallenge
 	messages    []string
-	emptyResult bool      // answer a wrong code with 200 and no result instead of 400
-	reusable    bool      // accept a right code again and again
+	emptyResult bool       // answer a wrong code with 200 and no result instead of 400
+	reusable    bool       // accept a right code again and again
 	fail        func() int // a status to answer instead, when it returns non-zero
 }
 
