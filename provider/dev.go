@@ -20,14 +20,32 @@ import (
 // DemoClientID is the relying party that dev mode registers for /dev/demo.
 const DemoClientID = "otpgate-demo"
 
+// The client dev mode registers for `otpgate bench`: public (PKCE, no
+// secret), no consent, and a loopback redirect URI nobody serves: the
+// benchmark reads the code from the redirect and never follows it.
+const (
+	BenchClientID    = "otpgate-bench"
+	BenchRedirectURI = "http://127.0.0.1/bench/callback"
+)
+
 const cookieDemo = "otpgate_demo"
 
 // DevClients returns the clients dev mode registers: the demo relying party,
-// with a secret generated for this run.
+// with a secret generated for this run, and the benchmark's public client.
 func DevClients(issuer string) []StaticClient {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	return []StaticClient{{
+	bench := StaticClient{Client: storage.Client{
+		ID:                      BenchClientID,
+		Name:                    "otpgate bench",
+		RedirectURIs:            []string{BenchRedirectURI},
+		GrantTypes:              []string{"authorization_code"},
+		ResponseTypes:           []string{"code"},
+		Scopes:                  []string{"openid", "phone"},
+		TokenEndpointAuthMethod: "none",
+		SkipConsent:             true,
+	}}
+	return []StaticClient{bench, {
 		Client: storage.Client{
 			ID:                      DemoClientID,
 			Name:                    "otpgate demo",
@@ -65,7 +83,10 @@ type outboxMessage struct {
 	SentAt string `json:"sent_at"`
 }
 
-const outboxPageSize = 50
+const (
+	outboxPageSize = 50
+	outboxScanMax  = 10000 // the largest sms.outbox_size
+)
 
 func (p *Provider) handleOutboxPage(c *gin.Context) {
 	msgs, err := p.store.ListOutbox(c.Request.Context(), outboxPageSize)
@@ -81,16 +102,25 @@ func (p *Provider) handleOutboxPage(c *gin.Context) {
 	p.render(c, http.StatusOK, "outbox", p.pageLocale(c), templates.Page{Issuer: p.opts.Issuer, Outbox: items})
 }
 
+// handleOutboxJSON lists the newest messages; ?to=+E164 searches every
+// message the outbox keeps for that number instead (what `otpgate bench`
+// needs when many logins run at once).
 func (p *Provider) handleOutboxJSON(c *gin.Context) {
-	msgs, err := p.store.ListOutbox(c.Request.Context(), outboxPageSize)
+	to, limit := c.Query("to"), outboxPageSize
+	if to != "" {
+		limit = outboxScanMax
+	}
+	msgs, err := p.store.ListOutbox(c.Request.Context(), limit)
 	if err != nil {
 		p.log.Error("outbox: list", "err", err)
 		c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable"})
 		return
 	}
-	out := make([]outboxMessage, len(msgs))
-	for i, m := range msgs {
-		out[i] = outboxMessage{To: m.To, Body: m.Body, SentAt: m.SentAt.UTC().Format("2006-01-02T15:04:05Z07:00")}
+	out := make([]outboxMessage, 0, len(msgs))
+	for _, m := range msgs {
+		if to == "" || m.To == to {
+			out = append(out, outboxMessage{To: m.To, Body: m.Body, SentAt: m.SentAt.UTC().Format("2006-01-02T15:04:05Z07:00")})
+		}
 	}
 	c.Header("Cache-Control", "no-store")
 	c.JSON(http.StatusOK, out)

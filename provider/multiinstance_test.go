@@ -118,7 +118,7 @@ func deploy(t *testing.T, stores []storage.Store) *deployment {
 			Issuer: issuer, Secret: testSecret,
 			Store: store, Keys: km, Factor: factor,
 			DefaultRegion: "FR", StaticClients: staticClients(),
-			Dev: true, // the outbox at /dev/outbox.json, as in `serve --dev` on Redis
+			Dev:    true, // the outbox at /dev/outbox.json, as in `serve --dev` on Redis
 			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})).With("instance", name),
 		})
 		if err != nil {

@@ -1,6 +1,6 @@
 // Command otpgate is the one otpgate binary: the server (serve), configuration
-// checks (config check), admin API clients (clients, keys) and its version. It
-// parses flags and calls packages; nothing imports it.
+// checks (config check), admin API clients (clients, keys), a load generator
+// (bench) and its version. It parses flags and calls packages; nothing imports it.
 package main
 
 import (
@@ -29,6 +29,7 @@ func rootCommand() *cobra.Command {
 	}
 	root.AddCommand(serveCommand(), configCommand(), versionCommand(), healthcheckCommand())
 	root.AddCommand(clientsCommand(), keysCommand())
+	root.AddCommand(benchCommand())
 	return root
 }
 
