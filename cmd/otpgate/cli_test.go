@@ -75,9 +75,19 @@ func TestConfigCheck(t *testing.T) {
 		t.Errorf("the example without OTPGATE_SYSTEM_SECRET: %v\n%s", r.err, r.stderr)
 	}
 	t.Setenv("OTPGATE_SYSTEM_SECRET", "cli-test-system-secret-0123456789abcdef")
+	// With the secret, what is left are the provider secret files the example
+	// points at, which only exist on a real deployment.
 	r = runCmd(ctx, "config", "check", exampleConfig)
-	if r.err != nil || r.stdout != exampleConfig+": ok\n" {
-		t.Fatalf("the example with OTPGATE_SYSTEM_SECRET: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
+	if r.err == nil || !strings.Contains(r.stderr, "names a file that cannot be read") || strings.Contains(r.stderr, "system_secret") {
+		t.Errorf("the example with OTPGATE_SYSTEM_SECRET: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
+	}
+	good := filepath.Join(t.TempDir(), "good.yaml")
+	if err := os.WriteFile(good, []byte("issuer: https://id.example.com\nsms:\n  sender: outbox\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(ctx, "config", "check", good)
+	if r.err != nil || r.stdout != good+": ok\n" {
+		t.Fatalf("a valid file: %v\nstdout: %s\nstderr: %s", r.err, r.stdout, r.stderr)
 	}
 
 	// A broken file: every problem at once, each naming its key.
@@ -112,6 +122,26 @@ func TestConfigCheck(t *testing.T) {
 	}
 	if n := strings.Count(r.stderr, "\n  - "); n < 2 {
 		t.Errorf("want one indented line per problem, got:\n%s", r.stderr)
+	}
+
+	// Options inside a provider's config block are checked too, by the registry.
+	badProvider := filepath.Join(t.TempDir(), "provider.yaml")
+	if err := os.WriteFile(badProvider, []byte(strings.Join([]string{
+		`issuer: https://id.example.com`,
+		`sms:`,
+		`  providers:`,
+		`    - name: primary`,
+		`      type: twilio`,
+		`      config:`,
+		`        account_sid: AC123`,
+		`        timout: 5s`,
+		``,
+	}, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = runCmd(ctx, "config", "check", badProvider)
+	if r.err == nil || !strings.Contains(r.stderr, "sms.providers[0].config: option 'timout' is unknown") {
+		t.Errorf("config check missed a bad provider option: %v\n%s", r.err, r.stderr)
 	}
 
 	if r := runCmd(ctx, "config", "check", filepath.Join(t.TempDir(), "missing.yaml")); r.err == nil {

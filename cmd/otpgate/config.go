@@ -19,7 +19,11 @@ func configCommand() *cobra.Command {
 		Short: "Validate a configuration file and print every problem at once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := config.Load(args[0], dev, os.Getenv)
+			cfg, err := config.Load(args[0], dev, os.Getenv)
+			if err == nil && len(cfg.SMS.Providers) > 0 {
+				// Provider options are decoded by the sender registry, not by config.
+				_, err = smsSetup(cfg.SMS).Decode(dev)
+			}
 			if err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s: invalid configuration:\n%s\n", args[0], indent(err))
 				return errors.New("configuration check failed")

@@ -226,6 +226,21 @@ func openStore(ctx context.Context, cfg config.Config) (storage.Store, error) {
 // options are decoded strictly here, before anything listens, and each
 // provider's startup check (credentials usable) runs unless
 // sms.skip_startup_check is set.
+// smsSetup describes the configured SMS providers for the sender registry.
+func smsSetup(s config.SMSConfig) sms.Setup {
+	setup := sms.Setup{
+		Routes:    s.Routes,
+		Breaker:   sms.Breaker{Failures: s.Breaker.Failures, Cooldown: time.Duration(s.Breaker.Cooldown)},
+		RoutesKey: "sms.routes",
+	}
+	for i, p := range s.Providers {
+		setup.Providers = append(setup.Providers, sms.ProviderSpec{
+			Key: fmt.Sprintf("sms.providers[%d]", i), Name: p.Name, Type: p.Type, Config: p.Config.Node,
+		})
+	}
+	return setup
+}
+
 func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger) (sms.Sender, error) {
 	s := cfg.SMS
 	deps := sms.Deps{Logger: log, Store: store, Dev: dev}
@@ -244,16 +259,9 @@ func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.
 		}
 		return c.Open(deps)
 	}
-	setup := sms.Setup{
-		Routes:    s.Routes,
-		Breaker:   sms.Breaker{Failures: s.Breaker.Failures, Cooldown: time.Duration(s.Breaker.Cooldown)},
-		RoutesKey: "sms.routes",
-	}
+	setup := smsSetup(s)
 	names := make([]string, len(s.Providers))
 	for i, p := range s.Providers {
-		setup.Providers = append(setup.Providers, sms.ProviderSpec{
-			Key: fmt.Sprintf("sms.providers[%d]", i), Name: p.Name, Type: p.Type, Config: p.Config.Node,
-		})
 		names[i] = p.Name + " (" + p.Type + ")"
 	}
 	sender, err := setup.Open(deps)
