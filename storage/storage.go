@@ -205,6 +205,11 @@ const (
 	VerifyWrongCode                          // wrong: VerifyResult.Remaining attempts left
 	VerifyExpired                            // the code's lifetime has passed
 	VerifyLocked                             // no attempts left (this answer is not compared)
+	// VerifyCounted is CountAttempt's outcome when the attempt was counted:
+	// the caller judges the answer itself (a delegated OTP provider does),
+	// and VerifyResult.Remaining attempts are left after this one, which may
+	// be 0 when it is the last one allowed.
+	VerifyCounted
 )
 
 func (o VerifyOutcome) String() string {
@@ -217,12 +222,15 @@ func (o VerifyOutcome) String() string {
 		return "expired"
 	case VerifyLocked:
 		return "locked"
+	case VerifyCounted:
+		return "counted"
 	}
 	return "unknown"
 }
 
-// VerifyResult is the outcome of VerifyChallenge. Challenge is the record as it
-// stood after the attempt (on VerifyOK: as it stood just before it was consumed).
+// VerifyResult is the outcome of VerifyChallenge and CountAttempt. Challenge is
+// the record as it stood after the attempt (on VerifyOK: as it stood just
+// before it was consumed).
 type VerifyResult struct {
 	Outcome   VerifyOutcome
 	Remaining int
@@ -261,6 +269,12 @@ type Resend struct {
 	Cooldown  time.Duration // minimum time since LastSentAt
 	MaxSends  int           // total codes allowed for this challenge, the first included
 	ExpiresAt time.Time     // the new code's validity
+	// ProviderRef is the new code's id at a delegated OTP provider, when it
+	// is known before the code is sent. It replaces the old id in the same
+	// atomic step; empty drops it, since it belonged to the code that stops
+	// working. A factor that learns the id from the send itself reserves the
+	// send first and then records the id with SetProviderRef.
+	ProviderRef string
 }
 
 // ResendResult is the outcome of ResendChallenge.
@@ -283,10 +297,32 @@ type ChallengeStore interface {
 	// Of N parallel correct answers exactly one gets VerifyOK. ErrNotFound when
 	// the challenge is absent or already consumed.
 	VerifyChallenge(ctx context.Context, id string, answerHash []byte, now time.Time) (VerifyResult, error)
-	// ResendChallenge atomically replaces the code hash when the cooldown is
-	// over, the send limit is not reached and the challenge is not locked; it
-	// counts the send and resets the attempt counter for the new code.
+	// CountAttempt counts one answer that the caller judges itself (a
+	// delegated OTP provider checks the code), atomically: expired →
+	// VerifyExpired; attempts exhausted → VerifyLocked; otherwise the attempt
+	// is counted and the result is VerifyCounted with the attempts remaining
+	// after it (0 for the last one allowed: the caller still judges it, and a
+	// wrong answer then leaves the challenge locked). The code hash is never
+	// compared. Of N parallel calls on a challenge allowing M attempts,
+	// exactly M are counted. ErrNotFound when the challenge is absent.
+	CountAttempt(ctx context.Context, id string, now time.Time) (VerifyResult, error)
+	// ConsumeChallenge deletes the challenge and returns it as it stood: the
+	// single use of a challenge whose answer the caller has judged right. Of
+	// N parallel calls exactly one gets the challenge, the others ErrNotFound.
+	// It does not look at the code's expiry: the caller judged that when it
+	// counted the attempt.
+	ConsumeChallenge(ctx context.Context, id string) (Challenge, error)
+	// ResendChallenge atomically replaces the code hash (and the provider
+	// ref, see Resend.ProviderRef) when the cooldown is over, the send limit
+	// is not reached and the challenge is not locked; it counts the send and
+	// resets the attempt counter for the new code.
 	ResendChallenge(ctx context.Context, id string, r Resend) (ResendResult, error)
+	// SetProviderRef records ref as the id at a delegated OTP provider of the
+	// code sent as send number send (Challenge.Sends after the
+	// ResendChallenge that reserved it), atomically: ErrConflict when the
+	// challenge has moved on to another send meanwhile, so that a slow answer
+	// never attaches an old code to a newer send; ErrNotFound when absent.
+	SetProviderRef(ctx context.Context, id string, send int, ref string) error
 	DeleteChallenge(ctx context.Context, id string) error
 }
 

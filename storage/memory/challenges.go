@@ -73,6 +73,43 @@ func (s *Store) VerifyChallenge(ctx context.Context, id string, answerHash []byt
 	return verifyResult(storage.VerifyWrongCode, c), nil
 }
 
+// CountAttempt counts an answer the caller judges itself, as documented on
+// storage.ChallengeStore; the code hash is never compared.
+func (s *Store) CountAttempt(ctx context.Context, id string, now time.Time) (storage.VerifyResult, error) {
+	if err := s.lock(ctx); err != nil {
+		return storage.VerifyResult{}, fmt.Errorf("memory: count attempt %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	c, ok := s.challenge(id)
+	if !ok {
+		return storage.VerifyResult{}, fmt.Errorf("memory: count attempt %s: %w", id, storage.ErrNotFound)
+	}
+	switch {
+	case expired(c.ExpiresAt, now):
+		return verifyResult(storage.VerifyExpired, c), nil
+	case c.Attempts >= c.MaxAttempts:
+		return verifyResult(storage.VerifyLocked, c), nil
+	}
+	c.Attempts++
+	s.challenges[id] = c
+	return verifyResult(storage.VerifyCounted, c), nil
+}
+
+// ConsumeChallenge deletes the challenge and returns it; ErrNotFound when
+// absent, so that of parallel callers exactly one gets it.
+func (s *Store) ConsumeChallenge(ctx context.Context, id string) (storage.Challenge, error) {
+	if err := s.lock(ctx); err != nil {
+		return storage.Challenge{}, fmt.Errorf("memory: consume challenge %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	c, ok := s.challenge(id)
+	if !ok {
+		return storage.Challenge{}, fmt.Errorf("memory: consume challenge %s: %w", id, storage.ErrNotFound)
+	}
+	delete(s.challenges, id)
+	return cloneChallenge(c), nil
+}
+
 func verifyResult(o storage.VerifyOutcome, c storage.Challenge) storage.VerifyResult {
 	return storage.VerifyResult{
 		Outcome:   o,
@@ -112,12 +149,32 @@ func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend
 		return result, nil
 	}
 	c.CodeHash = slices.Clone(r.CodeHash)
+	c.ProviderRef = r.ProviderRef
 	c.Sends++
 	c.LastSentAt = r.Now
 	c.Attempts = 0
 	c.ExpiresAt = r.ExpiresAt
 	s.challenges[id] = c
 	return storage.ResendResult{Outcome: storage.ResendOK, Challenge: cloneChallenge(c)}, nil
+}
+
+// SetProviderRef records ref for send number send, as documented on
+// storage.ChallengeStore.
+func (s *Store) SetProviderRef(ctx context.Context, id string, send int, ref string) error {
+	if err := s.lock(ctx); err != nil {
+		return fmt.Errorf("memory: set provider ref %s: %w", id, err)
+	}
+	defer s.mu.Unlock()
+	c, ok := s.challenge(id)
+	if !ok {
+		return fmt.Errorf("memory: set provider ref %s: %w", id, storage.ErrNotFound)
+	}
+	if c.Sends != send {
+		return fmt.Errorf("memory: set provider ref %s: send %d, the challenge is at send %d: %w", id, send, c.Sends, storage.ErrConflict)
+	}
+	c.ProviderRef = ref
+	s.challenges[id] = c
+	return nil
 }
 
 // DeleteChallenge removes the challenge; ErrNotFound when absent.

@@ -76,11 +76,61 @@ if remaining <= 0 then return {4, 0, h} end
 return {2, remaining, h}
 `)
 
+// countAttempt is the whole of CountAttempt: expiry, lock and the attempt
+// counter, atomically; the code hash is not read.
+// KEYS[1] challenge; ARGV[1] now (ms).
+// Returns false when absent, else {outcome, remaining, fields…} like
+// verifyChallenge, with outcome 5 (storage.VerifyCounted) when counted.
+var countAttempt = goredis.NewScript(`
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local c, ai = {}, 0
+for i = 1, #h, 2 do
+  c[h[i]] = h[i+1]
+  if h[i] == 'att' then ai = i + 1 end
+end
+local att, max = tonumber(c.att), tonumber(c.max)
+local remaining = max - att
+if remaining < 0 then remaining = 0 end
+if tonumber(ARGV[1]) >= tonumber(c.exp) then return {3, remaining, h} end
+if att >= max then return {4, 0, h} end
+att = redis.call('HINCRBY', KEYS[1], 'att', 1)
+h[ai] = tostring(att)
+return {5, max - att, h}
+`)
+
+// consumeChallenge deletes a challenge and returns its fields: a GETDEL for a
+// HASH (HGETDEL only arrived in Redis 8).
+// KEYS[1] challenge. Returns false when absent, else {fields…}.
+var consumeChallenge = goredis.NewScript(`
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+redis.call('DEL', KEYS[1])
+return {h}
+`)
+
+// setProviderRef records the provider ref of a send if the challenge is still
+// at that send.
+// KEYS[1] challenge; ARGV[1] send, ARGV[2] ref ("" removes it).
+// Returns false when absent, 0 when the challenge is at another send, 1 when set.
+var setProviderRef = goredis.NewScript(`
+local sends = redis.call('HGET', KEYS[1], 'sends')
+if not sends then return false end
+if tonumber(sends) ~= tonumber(ARGV[1]) then return 0 end
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], 'ref')
+else
+  redis.call('HSET', KEYS[1], 'ref', ARGV[2])
+end
+return 1
+`)
+
 // resendChallenge replaces the code hash if the challenge is not locked, the send
 // limit is not reached and the cooldown is over, checked in that order (the
 // lasting refusals before the passing one).
 // KEYS[1] challenge; ARGV[1] new hash, ARGV[2] now ms, ARGV[3] cooldown ms,
-// ARGV[4] max sends, ARGV[5] new code expiry ms, ARGV[6] record PEXPIREAT ms.
+// ARGV[4] max sends, ARGV[5] new code expiry ms, ARGV[6] record PEXPIREAT ms,
+// ARGV[7] new provider ref ("" removes the old one).
 // Returns false when absent, else {outcome, fields…} with the fields after the
 // call; the caller computes RetryAfter from them at full precision.
 var resendChallenge = goredis.NewScript(`
@@ -97,6 +147,11 @@ elseif now < last + tonumber(ARGV[3]) then
   outcome = 2
 else
   redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'att', 0, 'sends', sends + 1, 'last', ARGV[2], 'exp', ARGV[5])
+  if ARGV[7] == '' then
+    redis.call('HDEL', KEYS[1], 'ref')
+  else
+    redis.call('HSET', KEYS[1], 'ref', ARGV[7])
+  end
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 end
 return {outcome, redis.call('HGETALL', KEYS[1])}
@@ -167,6 +222,47 @@ func (s *Store) VerifyChallenge(ctx context.Context, id string, answerHash []byt
 	return storage.VerifyResult{Outcome: storage.VerifyOutcome(nums[0]), Remaining: int(nums[1]), Challenge: c}, nil
 }
 
+// CountAttempt counts an answer the caller judges itself, in one script call
+// (one round trip); see storage.ChallengeStore. now decides the code's expiry.
+func (s *Store) CountAttempt(ctx context.Context, id string, now time.Time) (storage.VerifyResult, error) {
+	res, err := s.runScript(ctx, countAttempt, []string{s.challengeKey(id)}, ms(now)).Slice()
+	if err != nil {
+		return storage.VerifyResult{}, fail(err, "count attempt %s", id)
+	}
+	nums, c, err := scriptChallenge(id, res, 2)
+	if err != nil {
+		return storage.VerifyResult{}, fmt.Errorf("redis: count attempt %s: %w", id, err)
+	}
+	return storage.VerifyResult{Outcome: storage.VerifyOutcome(nums[0]), Remaining: int(nums[1]), Challenge: c}, nil
+}
+
+// ConsumeChallenge deletes the challenge and returns it, in one script call
+// (one round trip); ErrNotFound when absent.
+func (s *Store) ConsumeChallenge(ctx context.Context, id string) (storage.Challenge, error) {
+	res, err := s.runScript(ctx, consumeChallenge, []string{s.challengeKey(id)}).Slice()
+	if err != nil {
+		return storage.Challenge{}, fail(err, "consume challenge %s", id)
+	}
+	_, c, err := scriptChallenge(id, res, 0)
+	if err != nil {
+		return storage.Challenge{}, fmt.Errorf("redis: consume challenge %s: %w", id, err)
+	}
+	return c, nil
+}
+
+// SetProviderRef records ref for send number send in one script call (one
+// round trip); see storage.ChallengeStore.
+func (s *Store) SetProviderRef(ctx context.Context, id string, send int, ref string) error {
+	n, err := s.runScript(ctx, setProviderRef, []string{s.challengeKey(id)}, send, ref).Int()
+	if err != nil {
+		return fail(err, "set provider ref %s", id)
+	}
+	if n == 0 {
+		return fmt.Errorf("redis: set provider ref %s: the challenge is no longer at send %d: %w", id, send, storage.ErrConflict)
+	}
+	return nil
+}
+
 // ResendChallenge replaces the code hash in one script call; see
 // storage.ChallengeStore. Refusals are checked in the order locked, too many
 // sends, too soon.
@@ -177,7 +273,7 @@ func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend
 	until, _ := expiryArg(r.ExpiresAt.Add(storage.ChallengeGrace))
 	cooldown := (r.Cooldown + time.Millisecond - 1).Milliseconds() // never shorter than asked
 	res, err := s.runScript(ctx, resendChallenge, []string{s.challengeKey(id)},
-		r.CodeHash, ms(r.Now), cooldown, r.MaxSends, ms(r.ExpiresAt), until).Slice()
+		r.CodeHash, ms(r.Now), cooldown, r.MaxSends, ms(r.ExpiresAt), until, r.ProviderRef).Slice()
 	if err != nil {
 		return storage.ResendResult{}, fail(err, "resend challenge %s", id)
 	}

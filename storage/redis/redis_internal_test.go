@@ -195,6 +195,11 @@ func TestEveryKeyHasTTL(t *testing.T) {
 	_, err := s.VerifyChallenge(ctx, c.ID, hash("000000"), now)
 	must(t, err)
 	expiring("VerifyChallenge (wrong)", s.challengeKey(c.ID))
+	_, err = s.CountAttempt(ctx, c.ID, now)
+	must(t, err)
+	expiring("CountAttempt", s.challengeKey(c.ID))
+	must(t, s.SetProviderRef(ctx, c.ID, 1, "ref"))
+	expiring("SetProviderRef", s.challengeKey(c.ID))
 	rr, err := s.ResendChallenge(ctx, c.ID, storage.Resend{CodeHash: hash("1"), Now: now.Add(time.Minute), Cooldown: time.Second, MaxSends: 3, ExpiresAt: hour})
 	must(t, err)
 	if rr.Outcome != storage.ResendOK {
@@ -286,7 +291,7 @@ func TestRoundTrips(t *testing.T) {
 	// Every node must know every script first: on a cluster the steady state
 	// below may land on a node the warm-up call did not touch.
 	for _, sc := range []*goredis.Script{createJSON, createIndexed, deleteIndexed, pruneIndex, compareAndSet,
-		createChallenge, verifyChallenge, resendChallenge, createToken, indexToken, deactivateToken,
+		createChallenge, verifyChallenge, countAttempt, consumeChallenge, resendChallenge, setProviderRef, createToken, indexToken, deactivateToken,
 		deactivateForRequest, deleteForRequest, slidingWindow} {
 		must(t, sc.Load(ctx, client).Err())
 	}
@@ -305,6 +310,26 @@ func TestRoundTrips(t *testing.T) {
 			rt.n.Store(0)
 			_, err := s.VerifyChallenge(ctx, c.ID, hash("123456"), now)
 			return err
+		}},
+		{"CountAttempt", 1, func() error {
+			c := challenge(now)
+			must(t, s.CreateChallenge(ctx, c))
+			rt.n.Store(0)
+			_, err := s.CountAttempt(ctx, c.ID, now)
+			return err
+		}},
+		{"ConsumeChallenge", 1, func() error {
+			c := challenge(now)
+			must(t, s.CreateChallenge(ctx, c))
+			rt.n.Store(0)
+			_, err := s.ConsumeChallenge(ctx, c.ID)
+			return err
+		}},
+		{"SetProviderRef", 1, func() error {
+			c := challenge(now)
+			must(t, s.CreateChallenge(ctx, c))
+			rt.n.Store(0)
+			return s.SetProviderRef(ctx, c.ID, 1, "ref")
 		}},
 		{"ResendChallenge", 1, func() error {
 			c := challenge(now)

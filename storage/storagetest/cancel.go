@@ -58,6 +58,12 @@ func testCancelledContext(t *testing.T, s storage.Store) {
 			_, err := s.VerifyChallenge(ctx, challenge.ID, codeHash(rightCode), t0)
 			return err
 		},
+		"CountAttempt": func(ctx context.Context) error {
+			_, err := s.CountAttempt(ctx, challenge.ID, t0)
+			return err
+		},
+		"ConsumeChallenge":     func(ctx context.Context) error { _, err := s.ConsumeChallenge(ctx, challenge.ID); return err },
+		"SetProviderRef":       func(ctx context.Context) error { return s.SetProviderRef(ctx, challenge.ID, 1, "cancelled") },
 		"ResendChallenge":      func(ctx context.Context) error { _, err := s.ResendChallenge(ctx, challenge.ID, resend); return err },
 		"DeleteChallenge":      func(ctx context.Context) error { return s.DeleteChallenge(ctx, challenge.ID) },
 		"CreateBrowserSession": func(ctx context.Context) error { return s.CreateBrowserSession(ctx, newBrowserSession()) },

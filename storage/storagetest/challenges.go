@@ -157,3 +157,166 @@ func testChallenges(t *testing.T, s storage.Store) {
 		})
 	}
 }
+
+// count counts an attempt at time at and checks the outcome and the attempts
+// remaining.
+func count(t *testing.T, s storage.Store, id string, at time.Time, want storage.VerifyOutcome, remaining int) storage.VerifyResult {
+	t.Helper()
+	res, err := s.CountAttempt(t.Context(), id, at)
+	must(t, err)
+	if res.Outcome != want || res.Remaining != remaining {
+		t.Fatalf("count attempt: got %v with %d remaining, want %v with %d", res.Outcome, res.Remaining, want, remaining)
+	}
+	return res
+}
+
+// testDelegatedChallenges covers the operations of a factor whose provider
+// judges the code (CountAttempt, ConsumeChallenge, provider refs on resend).
+func testDelegatedChallenges(t *testing.T, s storage.Store) {
+	t0 := now()
+	during := t0.Add(time.Second)
+
+	t.Run("CountAttemptCountsDownThenLocks", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		for _, remaining := range []int{4, 3, 2, 1, 0} {
+			res := count(t, s, c.ID, during, storage.VerifyCounted, remaining)
+			if res.Challenge.Attempts != maxAttempts-remaining || res.Challenge.ID != c.ID || res.Challenge.ProviderRef != c.ProviderRef {
+				t.Fatalf("result shows %d attempts of %s (ref %q), want %d of %s (ref %q)",
+					res.Challenge.Attempts, res.Challenge.ID, res.Challenge.ProviderRef, maxAttempts-remaining, c.ID, c.ProviderRef)
+			}
+		}
+		count(t, s, c.ID, during, storage.VerifyLocked, 0)
+		// The counter is the one VerifyChallenge uses: locked for it too.
+		verify(t, s, c.ID, rightCode, during, storage.VerifyLocked, 0)
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.Attempts != maxAttempts {
+			t.Fatalf("stored attempts %d, want %d", got.Attempts, maxAttempts)
+		}
+	})
+
+	t.Run("CountAttemptNeverComparesTheHash", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		count(t, s, c.ID, during, storage.VerifyCounted, 4)
+		verify(t, s, c.ID, wrongCode, during, storage.VerifyWrongCode, 3) // one counter for both
+		count(t, s, c.ID, during, storage.VerifyCounted, 2)
+		_, err := s.GetChallenge(t.Context(), c.ID) // still there: counting never consumes
+		must(t, err)
+	})
+
+	t.Run("CountAttemptExpired", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		count(t, s, c.ID, c.ExpiresAt, storage.VerifyExpired, maxAttempts)
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.Attempts != 0 {
+			t.Fatalf("an answer to an expired code was counted: %d attempts", got.Attempts)
+		}
+	})
+
+	t.Run("CountAttemptMissing", func(t *testing.T) {
+		t.Parallel()
+		_, err := s.CountAttempt(t.Context(), newID("challenge"), during)
+		wantErr(t, err, storage.ErrNotFound)
+	})
+
+	t.Run("ConsumeIsSingleUse", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		count(t, s, c.ID, during, storage.VerifyCounted, 4)
+		got, err := s.ConsumeChallenge(t.Context(), c.ID)
+		must(t, err)
+		want := c
+		want.Attempts = 1
+		equal(t, got, want)
+		_, err = s.ConsumeChallenge(t.Context(), c.ID)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.GetChallenge(t.Context(), c.ID)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.CountAttempt(t.Context(), c.ID, during)
+		wantErr(t, err, storage.ErrNotFound)
+		_, err = s.ConsumeChallenge(t.Context(), newID("challenge"))
+		wantErr(t, err, storage.ErrNotFound)
+	})
+
+	t.Run("ConsumeIgnoresTheCodeExpiry", func(t *testing.T) {
+		t.Parallel()
+		// Judged while valid, consumed a moment after the code expired (the
+		// record lives ChallengeGrace longer).
+		c := createChallenge(t, s, now().Add(-codeTTL), nil)
+		got, err := s.ConsumeChallenge(t.Context(), c.ID)
+		must(t, err)
+		equal(t, got, c)
+	})
+
+	newCode := "111111"
+	resend := func(at time.Time, ref string) storage.Resend {
+		return storage.Resend{CodeHash: codeHash(newCode), Now: at, Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(codeTTL), ProviderRef: ref}
+	}
+	after := t0.Add(cooldown + time.Second)
+
+	t.Run("ResendReplacesProviderRef", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		res, err := s.ResendChallenge(t.Context(), c.ID, resend(after, "ref-second"))
+		must(t, err)
+		if res.Outcome != storage.ResendOK || res.Challenge.ProviderRef != "ref-second" {
+			t.Fatalf("resend: %v with ref %q, want ok with ref-second", res.Outcome, res.Challenge.ProviderRef)
+		}
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.ProviderRef != "ref-second" || got.Sends != 2 {
+			t.Fatalf("stored ref %q at send %d, want ref-second at send 2", got.ProviderRef, got.Sends)
+		}
+	})
+
+	t.Run("ResendWithoutRefDropsTheOldOne", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		res, err := s.ResendChallenge(t.Context(), c.ID, resend(after, ""))
+		must(t, err)
+		if res.Outcome != storage.ResendOK || res.Challenge.ProviderRef != "" {
+			t.Fatalf("resend: %v with ref %q, want ok without ref", res.Outcome, res.Challenge.ProviderRef)
+		}
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.ProviderRef != "" {
+			t.Fatalf("the old code's ref %q outlived it", got.ProviderRef)
+		}
+	})
+
+	t.Run("RefusedResendKeepsProviderRef", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		res, err := s.ResendChallenge(t.Context(), c.ID, resend(t0.Add(time.Second), "ref-refused"))
+		must(t, err)
+		if res.Outcome != storage.ResendTooSoon {
+			t.Fatalf("resend within the cooldown: %v", res.Outcome)
+		}
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		equal(t, got, c)
+	})
+
+	t.Run("SetProviderRefForTheCurrentSend", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		res, err := s.ResendChallenge(t.Context(), c.ID, resend(after, ""))
+		must(t, err)
+		if res.Outcome != storage.ResendOK {
+			t.Fatalf("resend: %v", res.Outcome)
+		}
+		must(t, s.SetProviderRef(t.Context(), c.ID, 2, "ref-second"))
+		wantErr(t, s.SetProviderRef(t.Context(), c.ID, 1, "ref-late"), storage.ErrConflict)
+		wantErr(t, s.SetProviderRef(t.Context(), c.ID, 3, "ref-ahead"), storage.ErrConflict)
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		want := res.Challenge
+		want.ProviderRef = "ref-second"
+		equal(t, got, want)
+		wantErr(t, s.SetProviderRef(t.Context(), newID("challenge"), 1, "ref"), storage.ErrNotFound)
+	})
+}

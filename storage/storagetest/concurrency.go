@@ -54,6 +54,16 @@ func testConcurrency(t *testing.T, s storage.Store) {
 				return nil
 			}
 		}},
+		{name: "ConcurrentConsumeExactlyOne", loser: storage.ErrNotFound, setup: func(t *testing.T, ctx context.Context) func(int) error {
+			c := createChallenge(t, s, t0, nil)
+			return func(int) error {
+				got, err := s.ConsumeChallenge(ctx, c.ID)
+				if err == nil && (got.ID != c.ID || got.ProviderRef != c.ProviderRef) {
+					return fmt.Errorf("consumed %s (ref %s), want %s (ref %s)", got.ID, got.ProviderRef, c.ID, c.ProviderRef)
+				}
+				return err
+			}
+		}},
 		{name: "ConcurrentDeactivateExactlyOne", loser: storage.ErrConflict, setup: func(t *testing.T, ctx context.Context) func(int) error {
 			tok := newToken(storage.KindAuthorizeCode, newID("req"))
 			must(t, s.CreateToken(ctx, tok))
@@ -115,6 +125,80 @@ func testConcurrency(t *testing.T, s storage.Store) {
 		must(t, err)
 		if got.Attempts != maxAttempts {
 			t.Errorf("stored attempts %d after %d parallel wrong answers, want %d", got.Attempts, racers, maxAttempts)
+		}
+	})
+
+	t.Run("ConcurrentCountAttemptExactlyMax", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		results := make([]storage.VerifyResult, racers)
+		errs := make([]error, racers)
+		race(racers, func(i int) {
+			results[i], errs[i] = s.CountAttempt(t.Context(), c.ID, t0.Add(time.Second))
+		})
+		must(t, errors.Join(errs...))
+		seen := map[int]bool{}
+		for _, r := range results {
+			switch r.Outcome {
+			case storage.VerifyCounted:
+				if seen[r.Remaining] {
+					t.Errorf("two attempts were told %d attempts remain", r.Remaining)
+				}
+				seen[r.Remaining] = true
+			case storage.VerifyLocked:
+			default:
+				t.Errorf("attempt: %v", r.Outcome)
+			}
+		}
+		if len(seen) != maxAttempts {
+			t.Errorf("%d of %d racing attempts counted, want exactly %d (remaining 4, 3, 2, 1, 0)", len(seen), racers, maxAttempts)
+		}
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.Attempts != maxAttempts {
+			t.Errorf("stored attempts %d after %d racing attempts, want %d", got.Attempts, racers, maxAttempts)
+		}
+	})
+
+	// Each racer reserves a send, then records its provider ref for it: the
+	// ref that stays is the one of the newest send, whatever order the
+	// recordings land in.
+	t.Run("ConcurrentResendsKeepTheNewestRef", func(t *testing.T) {
+		t.Parallel()
+		c := createChallenge(t, s, t0, nil)
+		at := t0.Add(time.Second)
+		sends := make([]int, racers)
+		errs := make([]error, racers)
+		race(racers, func(i int) {
+			res, err := s.ResendChallenge(t.Context(), c.ID, storage.Resend{CodeHash: codeHash(fmt.Sprint(i)), Now: at,
+				MaxSends: racers + 1, ExpiresAt: at.Add(codeTTL)})
+			switch {
+			case err != nil:
+				errs[i] = err
+				return
+			case res.Outcome != storage.ResendOK:
+				errs[i] = fmt.Errorf("resend without cooldown: %v", res.Outcome)
+				return
+			}
+			sends[i] = res.Challenge.Sends
+			if err := s.SetProviderRef(t.Context(), c.ID, sends[i], fmt.Sprint("ref-", i)); err != nil && !errors.Is(err, storage.ErrConflict) {
+				errs[i] = err
+			}
+		})
+		must(t, errors.Join(errs...))
+		got, err := s.GetChallenge(t.Context(), c.ID)
+		must(t, err)
+		if got.Sends != racers+1 {
+			t.Fatalf("stored sends %d, want %d", got.Sends, racers+1)
+		}
+		newest := -1
+		for i, n := range sends {
+			if n == got.Sends {
+				newest = i
+			}
+		}
+		if want := fmt.Sprint("ref-", newest); got.ProviderRef != want {
+			t.Errorf("stored ref %q at send %d, want %q (the racer that reserved it)", got.ProviderRef, got.Sends, want)
 		}
 	})
 

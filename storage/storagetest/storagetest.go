@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Fosite", testFosite},
 		{"Flows", testFlows},
 		{"Challenges", testChallenges},
+		{"DelegatedChallenges", testDelegatedChallenges},
 		{"Sessions", testSessions},
 		{"Consent", testConsent},
 		{"Keys", testKeys},

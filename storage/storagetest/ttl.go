@@ -68,6 +68,17 @@ func testTTL(t *testing.T, s storage.Store) {
 			verify(t, s, c.ID, wrongCode, sent.Add(time.Second), storage.VerifyWrongCode, maxAttempts-1)
 			return func() error { _, err := s.GetChallenge(ctx, c.ID); return err }
 		}},
+		{name: "ChallengeAfterCountAttempt", create: func(t *testing.T, ctx context.Context, exp time.Time) func() error {
+			sent := exp.Add(-storage.ChallengeGrace - codeTTL)
+			c := createChallenge(t, s, sent, nil)
+			count(t, s, c.ID, sent.Add(time.Second), storage.VerifyCounted, maxAttempts-1)
+			return func() error { _, err := s.GetChallenge(ctx, c.ID); return err }
+		}},
+		{name: "ChallengeAfterSetProviderRef", create: func(t *testing.T, ctx context.Context, exp time.Time) func() error {
+			c := createChallenge(t, s, exp.Add(-storage.ChallengeGrace-codeTTL), nil)
+			must(t, s.SetProviderRef(ctx, c.ID, 1, "ref-set"))
+			return func() error { _, err := s.GetChallenge(ctx, c.ID); return err }
+		}},
 		{name: "ChallengeAfterResend", create: func(t *testing.T, ctx context.Context, exp time.Time) func() error {
 			c := createChallenge(t, s, now(), nil)
 			at := exp.Add(-storage.ChallengeGrace - codeTTL)
