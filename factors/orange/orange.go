@@ -8,13 +8,14 @@
 // service and partner ids, the message, the code length and the validation
 // "info" input are options, to confirm with Orange when access is granted.
 //
-// The ChallengeStore has no operation that counts an attempt without
-// comparing a code hash, so this factor stores a random hash nobody knows and
-// verifies against another one: the store's atomic verification then counts
-// the attempt (and checks expiry and lock) without ever matching, and a
-// correct answer, confirmed by Orange, consumes the record with an atomic
-// delete. Each resend's Orange challenge id lives in a side record
-// "<id>.<send>", since a resend cannot change the main record's ProviderRef.
+// The record holds no code hash: each answer is counted atomically before
+// Orange judges it (storage CountAttempt: expiry, attempt limit, lock), and
+// an answer Orange accepts consumes the record atomically (ConsumeChallenge),
+// so that of parallel right answers one wins even if Orange accepted a code
+// twice. A resend is reserved in the store first (cooldown, resend limit,
+// lock), which drops the old code's Orange id, and only then asked of Orange;
+// the new id is recorded for that send only (SetProviderRef), so a slow
+// answer never attaches an old code to a newer send.
 //
 // It implements factors.Factor and imports factors, factors/sms (the Orange
 // token source and the strict decoder), storage and templates; never provider,
@@ -25,7 +26,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -215,15 +215,14 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 		return factors.Challenge{}, &factors.DeliveryError{Err: err}
 	}
 	now := f.opts.Now()
+	// No code hash: Orange holds the code, and an empty hash never passes
+	// the store's own verification.
 	c := storage.Challenge{
 		ID:          id,
 		FlowID:      req.FlowID,
 		Phone:       phone.E164,
-		CodeHash:    randomHash(),
 		ProviderRef: ref,
-		// One more than allowed: each answer is counted before Orange judges
-		// it, and the count that reaches the limit must still be judged.
-		MaxAttempts: f.opts.MaxAttempts + 1,
+		MaxAttempts: f.opts.MaxAttempts,
 		Sends:       1,
 		LastSentAt:  now,
 		ExpiresAt:   now.Add(f.opts.TTL),
@@ -236,15 +235,18 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 }
 
 // Resend asks Orange for a new code, within otpgate's cooldown and resend
-// limits; the previous code stops working. A failure at Orange counts as a
-// send and is a *factors.DeliveryError; no code works until the next resend.
+// limits, reserved in the store before Orange is called so that racing
+// resends send one SMS; the previous code stops working at once. A failure at
+// Orange counts as a send and is a *factors.DeliveryError; no code works
+// until the next resend.
 func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors.Challenge, error) {
 	if !plausibleID(req.ChallengeID) {
 		return factors.Challenge{}, factors.ErrNotFound
 	}
 	now := f.opts.Now()
+	// No ProviderRef: the old code's id goes now, the new one is recorded
+	// once Orange has answered.
 	res, err := f.store.ResendChallenge(ctx, req.ChallengeID, storage.Resend{
-		CodeHash:  randomHash(),
 		Now:       now,
 		Cooldown:  f.opts.ResendCooldown,
 		MaxSends:  1 + f.opts.MaxResends,
@@ -276,32 +278,29 @@ func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors
 	if err != nil {
 		return factors.Challenge{}, &factors.DeliveryError{Err: err}
 	}
-	side := storage.Challenge{
-		ID: sideID(c.ID, c.Sends), FlowID: c.FlowID, Phone: c.Phone, CodeHash: randomHash(),
-		ProviderRef: ref, MaxAttempts: 1, Sends: 1, LastSentAt: now, ExpiresAt: c.ExpiresAt, CreatedAt: now,
-	}
-	if err := f.store.CreateChallenge(context.WithoutCancel(ctx), side); err != nil {
+	// The SMS is out: record its id even if the caller gives up now.
+	switch err := f.store.SetProviderRef(context.WithoutCancel(ctx), c.ID, c.Sends, ref); {
+	case errors.Is(err, storage.ErrConflict):
+		// A later resend overtook this one while Orange answered: its code
+		// is the one that works, and its SMS is on its way too.
+	case errors.Is(err, storage.ErrNotFound):
+		return factors.Challenge{}, factors.ErrNotFound
+	case err != nil:
 		return factors.Challenge{}, fmt.Errorf("orange: record resent challenge: %w", err)
 	}
 	return f.challenge(c), nil
 }
 
-// attemptHash is what every answer is "compared" with: the record holds a
-// random hash, so the store counts the attempt and never matches.
-var attemptHash = func() []byte {
-	h := sha256.Sum256([]byte("otpgate orange factor: count an attempt"))
-	return h[:]
-}()
-
 // Verify counts the attempt in otpgate's record (expiry, attempt limit), then
-// asks Orange. Errors: factors.ErrNotFound, *factors.InvalidCodeError,
-// factors.ErrExpired, factors.ErrTooManyAttempts, or an error from Orange
-// (the attempt stays counted).
+// asks Orange, and consumes the record when Orange accepts the code. Errors:
+// factors.ErrNotFound, *factors.InvalidCodeError, factors.ErrExpired,
+// factors.ErrTooManyAttempts, or an error from Orange (the attempt stays
+// counted).
 func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factors.Result, error) {
 	if !plausibleID(challengeID) {
 		return factors.Result{}, factors.ErrNotFound
 	}
-	res, err := f.store.VerifyChallenge(ctx, challengeID, attemptHash, f.opts.Now())
+	res, err := f.store.CountAttempt(ctx, challengeID, f.opts.Now())
 	if errors.Is(err, storage.ErrNotFound) {
 		return factors.Result{}, factors.ErrNotFound
 	}
@@ -313,61 +312,47 @@ func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factor
 		return factors.Result{}, factors.ErrExpired
 	case storage.VerifyLocked:
 		return factors.Result{}, factors.ErrTooManyAttempts
-	case storage.VerifyWrongCode:
+	case storage.VerifyCounted:
 	default:
 		return factors.Result{}, fmt.Errorf("orange: count attempt: unexpected outcome %s", res.Outcome)
 	}
 	c := res.Challenge
-	left := res.Remaining - 1 // the extra count New reserved
 	code, ok := normalizeAnswer(answer, f.opts.CodeLength)
 	if !ok {
-		return factors.Result{}, f.wrong(ctx, c.ID, left)
+		return factors.Result{}, wrong(res.Remaining)
 	}
-	ref := c.ProviderRef
-	if c.Sends > 1 {
-		side, err := f.store.GetChallenge(ctx, sideID(c.ID, c.Sends))
-		if errors.Is(err, storage.ErrNotFound) {
-			return factors.Result{}, factors.ErrExpired // the last resend never reached Orange
-		}
-		if err != nil {
-			return factors.Result{}, fmt.Errorf("orange: read resent challenge: %w", err)
-		}
-		ref = side.ProviderRef
+	if c.ProviderRef == "" {
+		// The last resend failed at Orange (or is still waiting for it).
+		return factors.Result{}, factors.ErrExpired
 	}
 	phone, err := factors.ParsePhone(c.Phone, "")
 	if err != nil {
 		return factors.Result{}, err
 	}
-	switch err := f.validate(ctx, ref, phone, code); {
+	switch err := f.validate(ctx, c.ProviderRef, phone, code); {
 	case errors.Is(err, errWrongCode):
-		return factors.Result{}, f.wrong(ctx, c.ID, left)
+		return factors.Result{}, wrong(res.Remaining)
 	case errors.Is(err, errUnknownChallenge):
 		return factors.Result{}, factors.ErrExpired
 	case err != nil:
 		return factors.Result{}, err
 	}
-	// Orange said yes: consume the record. Of two correct answers racing,
-	// one delete wins.
-	if err := f.store.DeleteChallenge(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
+	// Orange said yes: consume the record, even if the caller gives up now.
+	// Of right answers racing, one gets it.
+	if _, err := f.store.ConsumeChallenge(context.WithoutCancel(ctx), c.ID); errors.Is(err, storage.ErrNotFound) {
 		return factors.Result{}, factors.ErrNotFound
 	} else if err != nil {
 		return factors.Result{}, fmt.Errorf("orange: consume challenge: %w", err)
 	}
-	for n := 2; n <= c.Sends; n++ {
-		_ = f.store.DeleteChallenge(context.WithoutCancel(ctx), sideID(c.ID, n)) // they expire anyway
-	}
 	return factors.Result{Phone: c.Phone, AMR: f.AMR()}, nil
 }
 
-// wrong reports a wrong answer. The last one allowed also spends the extra
-// count New reserved, so that the record is locked for the store too and a
-// resend is refused, as with smsotp.
-func (f *Factor) wrong(ctx context.Context, id string, left int) error {
+// wrong reports a wrong answer with left attempts remaining after it. The
+// store already counted it: after the last one the challenge is locked there
+// too, and a resend is refused, as with smsotp.
+func wrong(left int) error {
 	if left > 0 {
 		return &factors.InvalidCodeError{Remaining: left}
-	}
-	if _, err := f.store.VerifyChallenge(context.WithoutCancel(ctx), id, attemptHash, f.opts.Now()); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return errors.Join(factors.ErrTooManyAttempts, fmt.Errorf("orange: lock challenge: %w", err))
 	}
 	return factors.ErrTooManyAttempts
 }
@@ -379,7 +364,7 @@ func (f *Factor) challenge(c storage.Challenge) factors.Challenge {
 		ExpiresAt:    c.ExpiresAt,
 		ResendAt:     c.LastSentAt.Add(f.opts.ResendCooldown),
 		ResendsLeft:  max(0, 1+f.opts.MaxResends-c.Sends),
-		AttemptsLeft: max(0, c.MaxAttempts-1-c.Attempts),
+		AttemptsLeft: max(0, c.MaxAttempts-c.Attempts),
 	}
 }
 
@@ -588,8 +573,7 @@ func normalizeAnswer(answer string, n int) (string, bool) {
 	return b.String(), true
 }
 
-// plausibleID accepts what randomID makes: base64url, so never a side
-// record's id (those hold a '.').
+// plausibleID accepts what randomID makes: base64url.
 func plausibleID(id string) bool {
 	if id == "" || len(id) > 64 {
 		return false
@@ -602,19 +586,10 @@ func plausibleID(id string) bool {
 	return true
 }
 
-func sideID(id string, send int) string { return id + "." + strconv.Itoa(send) }
-
 func randomID() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("orange: challenge id: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// randomHash is a stored "code hash" no answer can match.
-func randomHash() []byte {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return b
 }

@@ -2,14 +2,8 @@ package orange_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,192 +12,12 @@ import (
 
 	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/factors/orange"
+	"github.com/otpgate/otpgate/factors/orange/orangetest"
+	"github.com/otpgate/otpgate/storage"
 	"github.com/otpgate/otpgate/storage/memory"
 )
 
-const (
-	phone    = "+33612345678"
-	clientID = "otp-app"
-	secret   = "otp-secret-hunter2"
-	service  = "svc-123"
-	partner  = "partner-456"
-)
-
-type input struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
-type body struct {
-	Challenge struct {
-		Method    string  `json:"method"`
-		Country   string  `json:"country"`
-		Service   string  `json:"service"`
-		PartnerID string  `json:"partnerId"`
-		Inputs    []input `json:"inputs"`
-	} `json:"challenge"`
-}
-
-func (b body) input(typ string) (string, bool) {
-	for _, in := range b.Challenge.Inputs {
-		if in.Type == typ {
-			return in.Value, true
-		}
-	}
-	return "", false
-}
-
-// otpFake is the challenge/v1 API as ref/sms-apis.md infers it: it makes the
-// code, "texts" it (keeps it for the test), and validates answers.
-type otpFake struct {
-	t                            *testing.T
-	srv                          *httptest.Server
-	tokens, creates, validations atomic.Int32
-
-	mu          sync.Mutex
-	issued      map[string]bool
-	challenges  map[string]*fakeChallenge
-	messages    []string
-	emptyResult bool       // answer a wrong code with 200 and no result instead of 400
-	reusable    bool       // accept a right code again and again
-	fail        func() int // a status to answer instead, when it returns non-zero
-}
-
-type fakeChallenge struct {
-	code, msisdn string
-	used         bool
-}
-
-func newOTPFake(t *testing.T) *otpFake {
-	f := &otpFake{t: t, issued: map[string]bool{}, challenges: map[string]*fakeChallenge{}}
-	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *otpFake) serve(w http.ResponseWriter, r *http.Request) {
-	t := f.t
-	reply := func(status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		if v != nil {
-			json.NewEncoder(w).Encode(v)
-		}
-	}
-	if r.URL.Path == "/oauth/v3/token" {
-		f.tokens.Add(1)
-		if id, s, ok := r.BasicAuth(); !ok || id != clientID || s != secret || r.Method != http.MethodPost {
-			reply(401, map[string]any{"code": 42, "message": "Expired credentials"})
-			return
-		}
-		f.mu.Lock()
-		tok := fmt.Sprintf("tok-%d", f.tokens.Load())
-		f.issued[tok] = true
-		f.mu.Unlock()
-		reply(200, map[string]any{"token_type": "Bearer", "access_token": tok, "expires_in": "3600"})
-		return
-	}
-	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	f.mu.Lock()
-	valid, fail := f.issued[tok], f.fail
-	f.mu.Unlock()
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("Accept") != "application/json" {
-		t.Errorf("challenge request: %s %s %v", r.Method, r.URL, r.Header)
-	}
-	if !valid {
-		reply(401, map[string]any{"code": 42, "message": "Expired credentials"})
-		return
-	}
-	var b body
-	data, _ := io.ReadAll(r.Body)
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&b); err != nil || b.Challenge.Method != "OTP-SMS-AUTH" || b.Challenge.Country != "FRA" ||
-		b.Challenge.Service != service || b.Challenge.PartnerID != partner {
-		t.Errorf("challenge body %s: %v", data, err)
-	}
-	if msisdn, _ := b.input("MSISDN"); msisdn != phone {
-		t.Errorf("MSISDN = %q, want E.164 without tel:", msisdn)
-	}
-	if fail != nil {
-		if status := fail(); status != 0 {
-			reply(status, nil)
-			return
-		}
-	}
-	if r.URL.Path == "/challenge/v1/challenges" {
-		f.creates.Add(1)
-		msg, _ := b.input("message")
-		length, _ := b.input("otpLength")
-		sender, _ := b.input("senderName")
-		confirm, ok := b.input("confirmationCode")
-		if !strings.Contains(msg, "%OTP%") || len([]rune(msg)) > 160 || length != "6" || sender != "EXAMPLE" || !ok || confirm != "" {
-			t.Errorf("create inputs: %+v", b.Challenge.Inputs)
-		}
-		var idb [12]byte
-		rand.Read(idb[:])
-		id := hex.EncodeToString(idb[:])
-		code := fmt.Sprintf("%06d", int(idb[0])<<16|int(idb[1])<<8|int(idb[2]))[:6]
-		f.mu.Lock()
-		f.challenges[id] = &fakeChallenge{code: code, msisdn: phone}
-		f.messages = append(f.messages, strings.ReplaceAll(msg, "%OTP%", code))
-		f.mu.Unlock()
-		w.Header().Set("Location", "/challenge/v1/challenges/"+id)
-		reply(201, nil)
-		return
-	}
-	id, ok := strings.CutPrefix(r.URL.Path, "/challenge/v1/challenges/")
-	if !ok {
-		t.Errorf("unexpected path %s", r.URL.Path)
-		reply(404, nil)
-		return
-	}
-	f.validations.Add(1)
-	code, _ := b.input("confirmationCode")
-	if info, _ := b.input("info"); info != "OrangeApiToken,ise2" {
-		t.Errorf("validation info = %q", info)
-	}
-	f.mu.Lock()
-	c, known := f.challenges[id]
-	right := known && (!c.used || f.reusable) && c.code == code
-	if right {
-		c.used = true
-	}
-	empty := f.emptyResult
-	f.mu.Unlock()
-	switch {
-	case !known:
-		reply(404, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": "SVC0002", "text": "unknown challenge"}}})
-	case right:
-		reply(200, map[string]any{"challenge": map[string]any{"method": "OTP-SMS-AUTH", "result": []input{{Type: "OrangeApiToken", Value: "x"}}}})
-	case empty:
-		reply(200, map[string]any{"challenge": map[string]any{"method": "OTP-SMS-AUTH"}})
-	default:
-		reply(400, map[string]any{"requestError": map[string]any{"serviceException": map[string]any{"messageId": "SVC0002", "text": "Invalid input value for tel:+33612345678"}}})
-	}
-}
-
-// lastCode is the code of the newest SMS, read from its origin-bound line.
-func (f *otpFake) lastCode(t *testing.T) string {
-	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if len(f.messages) == 0 {
-		t.Fatal("no SMS sent")
-	}
-	msg := f.messages[len(f.messages)-1]
-	i := strings.LastIndex(msg, "#")
-	if i < 0 || !strings.Contains(msg, "@login.example.com #") {
-		t.Fatalf("message %q has no origin-bound line", msg)
-	}
-	return msg[i+1:]
-}
-
-func (f *otpFake) revokeTokens() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.issued)
-}
+const phone = "+33612345678"
 
 type clock struct {
 	mu  sync.Mutex
@@ -218,7 +32,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type env struct {
-	fake   *otpFake
+	fake   *orangetest.Server
 	clock  *clock
 	store  *memory.Store
 	factor *orange.Factor
@@ -226,11 +40,11 @@ type env struct {
 
 func setup(t *testing.T, change func(*orange.Options)) *env {
 	t.Helper()
-	e := &env{fake: newOTPFake(t), clock: &clock{now: time.Now()}, store: memory.New()}
+	e := &env{fake: orangetest.New(t), clock: &clock{now: time.Now()}, store: memory.New()}
 	t.Cleanup(func() { e.store.Close() })
 	opts := orange.Options{
-		BaseURL: e.fake.srv.URL, ClientID: clientID, ClientSecret: secret,
-		Service: service, PartnerID: partner, SenderName: "EXAMPLE", Origin: "login.example.com",
+		BaseURL: e.fake.URL, ClientID: orangetest.ClientID, ClientSecret: orangetest.ClientSecret,
+		Service: orangetest.Service, PartnerID: orangetest.PartnerID, SenderName: "EXAMPLE", Origin: "login.example.com",
 		Timeout: 2 * time.Second, Now: e.clock.Now,
 	}
 	if change != nil {
@@ -253,23 +67,49 @@ func (e *env) start(t *testing.T) factors.Challenge {
 	return ch
 }
 
+func (e *env) resend(id string) (factors.Challenge, error) {
+	return e.factor.Resend(context.Background(), factors.ResendRequest{ChallengeID: id, Locale: "fr"})
+}
+
+// code is the code of the newest SMS, read from its origin-bound line as a
+// phone would, checked against the code the fake made.
+func (e *env) code(t *testing.T) string {
+	t.Helper()
+	m := e.fake.LastMessage(t)
+	i := strings.LastIndex(m.Text, "#")
+	if i < 0 || !strings.Contains(m.Text, "@login.example.com #") || m.Text[i+1:] != m.Code {
+		t.Fatalf("message %q has no origin-bound line with code %s", m.Text, m.Code)
+	}
+	return m.Code
+}
+
+// other returns a code of the same length that is not code.
+func other(code string) string {
+	last := (code[len(code)-1]-'0'+1)%10 + '0'
+	return code[:len(code)-1] + string(rune(last))
+}
+
 func TestLogin(t *testing.T) {
 	e := setup(t, nil)
 	ch := e.start(t)
 	if ch.AttemptsLeft != 5 || ch.ResendsLeft != 3 || ch.Phone != phone {
 		t.Errorf("challenge = %+v", ch)
 	}
+	m := e.fake.LastMessage(t)
 	stored, err := e.store.GetChallenge(context.Background(), ch.ID)
-	if err != nil || len(stored.ProviderRef) != 24 {
-		t.Fatalf("stored challenge %+v, %v; want Orange's id as ProviderRef", stored, err)
+	if err != nil || stored.ProviderRef != m.ChallengeID || len(stored.CodeHash) != 0 || stored.MaxAttempts != 5 {
+		t.Fatalf("stored challenge %+v, %v; want Orange's id %s as ProviderRef, no code hash, 5 attempts", stored, err, m.ChallengeID)
 	}
-	code := e.fake.lastCode(t)
-	if !strings.HasPrefix(e.fake.messages[0], code+" est votre code") {
-		t.Errorf("message %q: want the French text with Orange's code", e.fake.messages[0])
+	code := e.code(t)
+	if !strings.HasPrefix(m.Text, code+" est votre code") || m.Country != "FRA" || m.MSISDN != phone || m.SenderName != "EXAMPLE" {
+		t.Errorf("message %+v: want the French text with Orange's code, FRA, the number and the sender name", m)
 	}
 	res, err := e.factor.Verify(context.Background(), ch.ID, code[:3]+" "+code[3:])
 	if err != nil || res.Phone != phone || len(res.AMR) != 1 || res.AMR[0] != "sms" {
 		t.Fatalf("Verify = %+v, %v", res, err)
+	}
+	if a := e.fake.Answers(); len(a) != 1 || a[0].ChallengeID != m.ChallengeID || a[0].Code != code || a[0].Info != orange.DefaultValidateInfo {
+		t.Errorf("answers judged by Orange: %+v", a)
 	}
 	if _, err := e.factor.Verify(context.Background(), ch.ID, code); !errors.Is(err, factors.ErrNotFound) {
 		t.Errorf("a second Verify = %v, want ErrNotFound (single use)", err)
@@ -280,39 +120,93 @@ func TestWrongCodesAndAttemptLimit(t *testing.T) {
 	for _, empty := range []bool{false, true} {
 		t.Run(fmt.Sprintf("wrong code answered with an empty result: %v", empty), func(t *testing.T) {
 			e := setup(t, nil)
-			e.fake.emptyResult = empty
+			e.fake.SetEmptyResult(empty)
 			ch := e.start(t)
-			code := e.fake.lastCode(t)
-			wrongCode := "000000"
-			if code == wrongCode {
-				wrongCode = "111111"
-			}
+			code := e.code(t)
 			for want := 4; want >= 1; want-- {
-				_, err := e.factor.Verify(context.Background(), ch.ID, wrongCode)
+				_, err := e.factor.Verify(context.Background(), ch.ID, other(code))
 				var inv *factors.InvalidCodeError
 				if !errors.As(err, &inv) || inv.Remaining != want {
 					t.Fatalf("wrong answer: %v, want %d remaining", err, want)
 				}
 			}
-			if _, err := e.factor.Verify(context.Background(), ch.ID, wrongCode); !errors.Is(err, factors.ErrTooManyAttempts) {
+			if _, err := e.factor.Verify(context.Background(), ch.ID, other(code)); !errors.Is(err, factors.ErrTooManyAttempts) {
 				t.Fatalf("fifth wrong answer: %v, want ErrTooManyAttempts", err)
 			}
-			if n := e.fake.validations.Load(); n != 5 {
+			if n := e.fake.Validations.Load(); n != 5 {
 				t.Errorf("Orange judged %d answers, want 5", n)
 			}
-			// Locked: the right code is refused without asking Orange, and
-			// no resend can reopen the challenge.
-			if _, err := e.factor.Verify(context.Background(), ch.ID, code); !errors.Is(err, factors.ErrTooManyAttempts) {
-				t.Errorf("right code after the limit: %v", err)
-			}
+			// Locked in the store: no resend can reopen the challenge.
 			e.clock.Advance(time.Minute)
-			if _, err := e.factor.Resend(context.Background(), factors.ResendRequest{ChallengeID: ch.ID, Locale: "fr"}); !errors.Is(err, factors.ErrTooManyAttempts) {
+			if _, err := e.resend(ch.ID); !errors.Is(err, factors.ErrTooManyAttempts) {
 				t.Errorf("resend after the limit: %v, want ErrTooManyAttempts", err)
 			}
-			if n := e.fake.validations.Load(); n != 5 {
-				t.Errorf("Orange judged %d answers, want still 5", n)
+			if n := e.fake.Creates.Load(); n != 1 {
+				t.Errorf("%d challenges created at Orange, want 1", n)
 			}
 		})
+	}
+}
+
+// Once the attempts are spent, no answer reaches Orange, the right one
+// included.
+func TestAttemptsExhaustedNeverAskOrange(t *testing.T) {
+	e := setup(t, func(o *orange.Options) { o.MaxAttempts = 3 })
+	ch := e.start(t)
+	code := e.code(t)
+	for range 3 {
+		if _, err := e.factor.Verify(context.Background(), ch.ID, other(code)); err == nil {
+			t.Fatal("a wrong answer passed")
+		}
+	}
+	judged := e.fake.Validations.Load()
+	if judged != 3 {
+		t.Fatalf("Orange judged %d answers, want 3", judged)
+	}
+	for _, answer := range []string{code, other(code), "", code} {
+		if _, err := e.factor.Verify(context.Background(), ch.ID, answer); !errors.Is(err, factors.ErrTooManyAttempts) {
+			t.Errorf("answer %q after the limit: %v, want ErrTooManyAttempts", answer, err)
+		}
+	}
+	if n := e.fake.Validations.Load(); n != judged {
+		t.Errorf("Orange was asked %d more times after the limit", n-judged)
+	}
+}
+
+// Racing answers beyond the limit: exactly MaxAttempts are counted and
+// judged by Orange, the others are refused before any request.
+func TestParallelAnswersBeyondTheLimit(t *testing.T) {
+	e := setup(t, nil)
+	ch := e.start(t)
+	wrongCode := other(e.code(t))
+	const n = 20
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { _, errs[i] = e.factor.Verify(context.Background(), ch.ID, wrongCode) })
+	}
+	wg.Wait()
+	remaining := map[int]bool{}
+	locked := 0
+	for _, err := range errs {
+		var inv *factors.InvalidCodeError
+		switch {
+		case errors.As(err, &inv):
+			if remaining[inv.Remaining] {
+				t.Errorf("two answers were told %d attempts remain", inv.Remaining)
+			}
+			remaining[inv.Remaining] = true
+		case errors.Is(err, factors.ErrTooManyAttempts):
+			locked++
+		default:
+			t.Errorf("wrong answer: %v", err)
+		}
+	}
+	if len(remaining) != 4 || locked != n-4 {
+		t.Errorf("%d wrong-code results (want 4: remaining 4, 3, 2, 1) and %d locked (want %d)", len(remaining), locked, n-4)
+	}
+	if v := e.fake.Validations.Load(); v != 5 {
+		t.Errorf("Orange judged %d of %d racing answers, want exactly 5", v, n)
 	}
 }
 
@@ -324,10 +218,10 @@ func TestMalformedAnswersCountWithoutAskingOrange(t *testing.T) {
 			t.Errorf("Verify(%q) succeeded", answer)
 		}
 	}
-	if n := e.fake.validations.Load(); n != 0 {
+	if n := e.fake.Validations.Load(); n != 0 {
 		t.Errorf("Orange was asked %d times about malformed answers", n)
 	}
-	if _, err := e.factor.Verify(context.Background(), ch.ID, e.fake.lastCode(t)); !errors.Is(err, factors.ErrTooManyAttempts) {
+	if _, err := e.factor.Verify(context.Background(), ch.ID, e.code(t)); !errors.Is(err, factors.ErrTooManyAttempts) {
 		t.Errorf("after 5 malformed answers: %v, want ErrTooManyAttempts", err)
 	}
 }
@@ -336,10 +230,10 @@ func TestExpiry(t *testing.T) {
 	e := setup(t, nil)
 	ch := e.start(t)
 	e.clock.Advance(5*time.Minute + time.Second)
-	if _, err := e.factor.Verify(context.Background(), ch.ID, e.fake.lastCode(t)); !errors.Is(err, factors.ErrExpired) {
+	if _, err := e.factor.Verify(context.Background(), ch.ID, e.code(t)); !errors.Is(err, factors.ErrExpired) {
 		t.Errorf("Verify after the lifetime: %v, want ErrExpired", err)
 	}
-	if n := e.fake.validations.Load(); n != 0 {
+	if n := e.fake.Validations.Load(); n != 0 {
 		t.Errorf("Orange was asked about an expired challenge")
 	}
 }
@@ -347,19 +241,26 @@ func TestExpiry(t *testing.T) {
 func TestResend(t *testing.T) {
 	e := setup(t, nil)
 	ch := e.start(t)
-	first := e.fake.lastCode(t)
+	first := e.code(t)
 	var rl *factors.RateLimitedError
-	if _, err := e.factor.Resend(context.Background(), factors.ResendRequest{ChallengeID: ch.ID, Locale: "fr"}); !errors.As(err, &rl) {
+	if _, err := e.resend(ch.ID); !errors.As(err, &rl) {
 		t.Fatalf("resend within the cooldown: %v", err)
 	}
-	e.clock.Advance(30 * time.Second)
-	ch2, err := e.factor.Resend(context.Background(), factors.ResendRequest{ChallengeID: ch.ID, Locale: "fr"})
-	if err != nil || ch2.ID != ch.ID || ch2.ResendsLeft != 2 {
-		t.Fatalf("Resend = %+v, %v", ch2, err)
+	if _, err := e.factor.Verify(context.Background(), ch.ID, other(first)); err == nil {
+		t.Fatal("a wrong answer passed")
 	}
-	second := e.fake.lastCode(t)
-	if e.fake.creates.Load() != 2 {
-		t.Errorf("%d challenges created at Orange, want 2", e.fake.creates.Load())
+	e.clock.Advance(30 * time.Second)
+	ch2, err := e.resend(ch.ID)
+	if err != nil || ch2.ID != ch.ID || ch2.ResendsLeft != 2 || ch2.AttemptsLeft != 5 {
+		t.Fatalf("Resend = %+v, %v; want the same challenge, 2 resends and 5 attempts left", ch2, err)
+	}
+	second := e.code(t)
+	if e.fake.Creates.Load() != 2 {
+		t.Errorf("%d challenges created at Orange, want 2", e.fake.Creates.Load())
+	}
+	stored, err := e.store.GetChallenge(context.Background(), ch.ID)
+	if err != nil || stored.ProviderRef != e.fake.LastMessage(t).ChallengeID || stored.Sends != 2 {
+		t.Fatalf("after the resend: %+v, %v; want the new Orange id at send 2", stored, err)
 	}
 	if first != second {
 		var inv *factors.InvalidCodeError
@@ -372,19 +273,103 @@ func TestResend(t *testing.T) {
 	}
 }
 
+// A resend Orange refuses still counts as a send, and drops the old code: no
+// code works (without asking Orange) until the next resend.
+func TestResendFailureLeavesNoWorkingCode(t *testing.T) {
+	e := setup(t, nil)
+	ch := e.start(t)
+	first := e.code(t)
+	e.clock.Advance(30 * time.Second)
+	e.fake.SetFailure(func(op string) int {
+		if op == orangetest.OpCreate {
+			return 503
+		}
+		return 0
+	})
+	var de *factors.DeliveryError
+	if _, err := e.resend(ch.ID); !errors.As(err, &de) {
+		t.Fatalf("resend with Orange down: %v, want a DeliveryError", err)
+	}
+	e.fake.SetFailure(nil)
+	stored, err := e.store.GetChallenge(context.Background(), ch.ID)
+	if err != nil || stored.ProviderRef != "" || stored.Sends != 2 {
+		t.Fatalf("after a failed resend: %+v, %v; want no Orange id at send 2", stored, err)
+	}
+	if _, err := e.factor.Verify(context.Background(), ch.ID, first); !errors.Is(err, factors.ErrExpired) {
+		t.Errorf("the first code after a failed resend: %v, want ErrExpired", err)
+	}
+	if n := e.fake.Validations.Load(); n != 0 {
+		t.Errorf("Orange was asked %d times about a challenge otpgate holds no id for", n)
+	}
+	e.clock.Advance(30 * time.Second)
+	if _, err := e.resend(ch.ID); err != nil {
+		t.Fatalf("the next resend: %v", err)
+	}
+	if _, err := e.factor.Verify(context.Background(), ch.ID, e.code(t)); err != nil {
+		t.Errorf("the code of the next resend: %v", err)
+	}
+}
+
+// A resend whose Orange answer is slow, overtaken by a later resend: the later
+// code is the one that works, whichever answer lands last.
+func TestSlowResendOvertaken(t *testing.T) {
+	e := setup(t, nil)
+	ch := e.start(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	e.fake.SetHook(func(op string) {
+		if op == orangetest.OpCreate && held.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+	})
+	e.clock.Advance(30 * time.Second)
+	slow := make(chan error, 1)
+	go func() { _, err := e.resend(ch.ID); slow <- err }()
+	<-entered
+	e.clock.Advance(30 * time.Second)
+	if _, err := e.resend(ch.ID); err != nil {
+		t.Fatalf("the later resend: %v", err)
+	}
+	later := e.fake.LastMessage(t)
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatalf("the slow resend: %v", err)
+	}
+	if msgs := e.fake.Messages(); len(msgs) != 3 || msgs[1] != later {
+		t.Fatalf("messages %+v: want the start, the later resend, then the slow one", msgs)
+	}
+	stored, err := e.store.GetChallenge(context.Background(), ch.ID)
+	if err != nil || stored.ProviderRef != later.ChallengeID || stored.Sends != 3 {
+		t.Fatalf("stored %+v, %v; want the later resend's Orange id %s at send 3", stored, err, later.ChallengeID)
+	}
+	if slowCode := e.fake.LastMessage(t).Code; slowCode != later.Code {
+		if _, err := e.factor.Verify(context.Background(), ch.ID, slowCode); err == nil {
+			t.Error("the overtaken resend's code passed")
+		}
+	}
+	if _, err := e.factor.Verify(context.Background(), ch.ID, later.Code); err != nil {
+		t.Errorf("the later resend's code: %v", err)
+	}
+}
+
 func TestParallelCorrectAnswersOneWins(t *testing.T) {
 	e := setup(t, nil)
 	ch := e.start(t)
-	code := e.fake.lastCode(t)
+	code := e.code(t)
 	// An API that accepted the code again and again: otpgate alone must keep
 	// it single-use.
-	e.fake.reusable = true
+	e.fake.SetReusable(true)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
 	for range 10 {
 		wg.Go(func() {
-			if _, err := e.factor.Verify(context.Background(), ch.ID, code); err == nil {
+			_, err := e.factor.Verify(context.Background(), ch.ID, code)
+			switch {
+			case err == nil:
 				wins.Add(1)
+			case !errors.Is(err, factors.ErrNotFound) && !errors.Is(err, factors.ErrTooManyAttempts):
+				t.Errorf("a losing right answer: %v, want ErrNotFound or ErrTooManyAttempts", err)
 			}
 		})
 	}
@@ -392,37 +377,47 @@ func TestParallelCorrectAnswersOneWins(t *testing.T) {
 	if wins.Load() != 1 {
 		t.Errorf("%d of 10 parallel correct answers succeeded, want exactly 1", wins.Load())
 	}
+	if n := e.fake.Validations.Load(); n < 1 || n > 5 {
+		t.Errorf("Orange judged %d answers, want 1 to 5 (the attempts allowed)", n)
+	}
+	if _, err := e.store.GetChallenge(context.Background(), ch.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("challenge after the win: %v, want consumed", err)
+	}
 }
 
 func TestOrangeFailures(t *testing.T) {
 	e := setup(t, nil)
-	e.fake.fail = func() int { return 503 }
+	e.fake.SetFailure(func(string) int { return 503 })
 	_, err := e.factor.Start(context.Background(), factors.StartRequest{FlowID: "flow", Phone: phone, Locale: "en"})
 	var de *factors.DeliveryError
 	if !errors.As(err, &de) || !strings.Contains(err.Error(), "HTTP 503") {
 		t.Fatalf("Start with Orange down: %v, want a DeliveryError", err)
 	}
 
-	e.fake.fail = nil
+	e.fake.SetFailure(nil)
 	ch := e.start(t)
-	e.fake.fail = func() int { return 500 }
-	_, err = e.factor.Verify(context.Background(), ch.ID, e.fake.lastCode(t))
+	e.fake.SetFailure(func(string) int { return 500 })
+	_, err = e.factor.Verify(context.Background(), ch.ID, e.code(t))
 	if err == nil || errors.As(err, new(*factors.InvalidCodeError)) {
 		t.Fatalf("Verify with Orange failing: %v, want an error that is not a wrong code", err)
 	}
-	for _, s := range []string{secret, "612345678", e.fake.lastCode(t)} {
+	for _, s := range []string{orangetest.ClientSecret, "612345678", e.code(t)} {
 		if strings.Contains(err.Error(), s) {
 			t.Errorf("error %q contains %q", err, s)
 		}
 	}
+	// A wrong answer's text quotes the number: the error does not.
+	e.fake.SetFailure(nil)
+	if _, err := e.factor.Verify(context.Background(), ch.ID, other(e.code(t))); err == nil || strings.Contains(err.Error(), "612345678") {
+		t.Errorf("wrong answer: %v", err)
+	}
 
 	// A token that stops working is replaced once.
-	e.fake.fail = nil
-	e.fake.revokeTokens()
-	if _, err := e.factor.Verify(context.Background(), ch.ID, e.fake.lastCode(t)); err != nil {
+	e.fake.RevokeTokens()
+	if _, err := e.factor.Verify(context.Background(), ch.ID, e.code(t)); err != nil {
 		t.Errorf("Verify after the token was revoked: %v", err)
 	}
-	if n := e.fake.tokens.Load(); n != 2 {
+	if n := e.fake.Tokens.Load(); n != 2 {
 		t.Errorf("%d token requests, want 2", n)
 	}
 }
