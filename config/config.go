@@ -41,6 +41,13 @@ type Config struct {
 	Log    LogConfig    `yaml:"log"`
 	Admin  AdminConfig  `yaml:"admin"`
 
+	// Factor is how a phone number is verified: "smsotp" (otpgate makes the
+	// codes and texts them through sms.providers) or "orange" (Orange's One
+	// Time Password API makes, texts and checks them: see OrangeOTP).
+	Factor string `yaml:"factor"`
+	// OrangeOTP is the orange_otp section, used when Factor is "orange".
+	OrangeOTP OrangeOTPConfig `yaml:"orange_otp"`
+
 	// Clients are static OAuth clients, registered at start-up and read-only
 	// through the admin API.
 	Clients []ClientConfig `yaml:"clients"`
@@ -219,6 +226,7 @@ func Defaults(dev bool) Config {
 		Listen:      ":8080",
 		AdminListen: "127.0.0.1:8081",
 		Storage:     "memory",
+		Factor:      "smsotp",
 		Redis: RedisConfig{
 			KeyPrefix:    "otpgate:",
 			DialTimeout:  seconds(5),
@@ -235,6 +243,7 @@ func Defaults(dev bool) Config {
 			OutboxSize:     100,
 			Breaker:        SMSBreakerConfig{Failures: 3, Cooldown: seconds(30)},
 		},
+		OrangeOTP: orangeOTPDefaults(),
 		Login: LoginConfig{
 			FlowTTL:       minutes(15),
 			SessionTTL:    0,

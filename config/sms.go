@@ -61,14 +61,17 @@ var (
 )
 
 // validateSMSDelivery checks who sends the SMS: the development shorthand
-// sms.sender, or the providers with their routes and breaker.
-func validateSMSDelivery(s SMSConfig, dev bool, errs *Errors) {
+// sms.sender, or the providers with their routes and breaker. required is
+// false when the factor texts its codes itself (orange): then neither is
+// needed.
+func validateSMSDelivery(s SMSConfig, dev, required bool, errs *Errors) {
 	switch {
 	case len(s.Providers) > 0:
 		if s.Sender != "" {
 			errs.add("sms.sender", "must be empty when 'providers' is set, got '%s': 'sender' is a shorthand for one development sender", s.Sender)
 		}
 		validateSMSProviders(s, dev, errs)
+	case s.Sender == "" && !required:
 	case s.Sender == "" && !dev:
 		errs.add("sms.providers", "is required outside --dev: list the SMS providers to send through (see 'Sending real SMS' in README.md), or set 'sender: outbox' for a test server that texts nobody")
 	default:

@@ -75,6 +75,7 @@ func (c Config) Validate(dev bool) error {
 		validateRedis,
 		validatePhone,
 		validateSMS,
+		validateFactor,
 		validateLogin,
 		validateTokens,
 		validateLog,
@@ -200,7 +201,7 @@ func validatePhone(c Config, _ bool, errs *Errors) {
 
 func validateSMS(c Config, dev bool, errs *Errors) {
 	s := c.SMS
-	validateSMSDelivery(s, dev, errs)
+	validateSMSDelivery(s, dev, c.Factor != "orange", errs)
 	between(errs, "sms.code_length", s.CodeLength, 4, 10)
 	between(errs, "sms.code_ttl", s.CodeTTL, minutes(1), minutes(10))
 	between(errs, "sms.max_attempts", s.MaxAttempts, 1, 10)
