@@ -47,6 +47,7 @@ type Store interface {
 	KeyStore
 	OutboxStore
 	RateLimiter
+	Counters
 
 	// Ping reports whether the backend is reachable (readiness).
 	Ping(ctx context.Context) error

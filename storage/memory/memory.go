@@ -1,6 +1,6 @@
 // Package memory is the embedded default storage backend: every record otpgate
 // keeps (clients, fosite token sessions, login flows, SMS challenges, browser
-// sessions, consents, signing keys, the dev outbox and rate-limit counters)
+// sessions, consents, signing keys, the dev outbox, rate-limit counters and latches)
 // held in maps in this process, behind one mutex.
 //
 // It implements storage.Store and must pass storage/storagetest like any other
@@ -54,6 +54,7 @@ type Store struct {
 	outbox          []storage.OutboxMessage // newest first
 	outboxExpiresAt time.Time
 	limits          map[limitKey]limitState
+	latches         map[string]time.Time // latch key → held until
 
 	stop chan struct{} // closed by Close to stop the janitor
 	done chan struct{} // closed by the janitor when it returns
@@ -96,6 +97,7 @@ func New(opts ...Option) *Store {
 		consents:        make(map[consentKey]storage.Consent),
 		keys:            make(map[string]storage.SigningKey),
 		limits:          make(map[limitKey]limitState),
+		latches:         make(map[string]time.Time),
 		stop:            make(chan struct{}),
 		done:            make(chan struct{}),
 	}
@@ -126,7 +128,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.clients, s.tokens, s.tokensByRequest = nil, nil, nil
 	s.flows, s.challenges, s.sessions, s.consents = nil, nil, nil, nil
-	s.keys, s.outbox, s.limits = nil, nil, nil
+	s.keys, s.outbox, s.limits, s.latches = nil, nil, nil, nil
 	s.mu.Unlock()
 
 	close(s.stop)
@@ -207,6 +209,11 @@ func (s *Store) sweep() {
 	for k, st := range s.limits {
 		if st.expired(k.window, now) {
 			delete(s.limits, k)
+		}
+	}
+	for k, until := range s.latches {
+		if expired(until, now) {
+			delete(s.latches, k)
 		}
 	}
 }

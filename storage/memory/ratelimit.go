@@ -42,13 +42,28 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Du
 	if window <= 0 {
 		return false, 0, fmt.Errorf("memory: rate limit: %w", errBadWindow)
 	}
-	now := s.now().UnixNano()
-	w := int64(window)
-	index := floorDiv(now, w)
-	elapsed := time.Duration(now - index*w)
-
 	k := limitKey{key, window}
-	st, ok := s.limits[k]
+	st, ok, elapsed := s.limitNow(k)
+	allowed, retryAfter := storage.SlidingWindow(st.prev, st.cur, elapsed, window, limit)
+	if allowed {
+		st.cur++
+	}
+	if ok || allowed {
+		s.limits[k] = st
+	}
+	return allowed, retryAfter, nil
+}
+
+// limitNow returns the counts of k as they stand now, moved into the current
+// fixed window, whether k had any state, and how far into that window now is.
+// The caller holds the lock.
+func (s *Store) limitNow(k limitKey) (st limitState, ok bool, elapsed time.Duration) {
+	now := s.now().UnixNano()
+	w := int64(k.window)
+	index := floorDiv(now, w)
+	elapsed = time.Duration(now - index*w)
+
+	st, ok = s.limits[k]
 	switch {
 	case !ok:
 		st = limitState{index: index}
@@ -62,14 +77,7 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Du
 	default:
 		st = limitState{index: index}
 	}
-	allowed, retryAfter := storage.SlidingWindow(st.prev, st.cur, elapsed, window, limit)
-	if allowed {
-		st.cur++
-	}
-	if ok || allowed {
-		s.limits[k] = st
-	}
-	return allowed, retryAfter, nil
+	return st, ok, elapsed
 }
 
 var errBadWindow = errors.New("window must be positive")

@@ -18,7 +18,8 @@
 //	otpgate:{keys}:index                 ZSET of key ids (score: creation time)
 //	otpgate:{keys}:id:<kid>              signing key (JSON)
 //	otpgate:{outbox}                     LIST of dev SMS messages, newest first
-//	otpgate:{rl:<key>}                   rate-limit counters (HASH)
+//	otpgate:{rl:<key>}                   rate-limit and Counters counters (HASH)
+//	otpgate:{latch:<key>}                latch (a string whose TTL is the hold)
 //
 // Id components are escaped (% : { }) so that an id can neither end a hash tag
 // early nor be confused with a separator. The prefix itself must not contain

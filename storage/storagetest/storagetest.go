@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"Keys", testKeys},
 		{"Outbox", testOutbox},
 		{"RateLimit", testRateLimit},
+		{"Counters", testCounters},
 		{"TTL", testTTL},
 		{"Concurrency", testConcurrency},
 		{"CancelledContext", testCancelledContext},

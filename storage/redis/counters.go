@@ -1,0 +1,100 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/otpgate/otpgate/storage"
+)
+
+// addCount is storage.AddToWindow and storage.WindowEstimate in Lua, on the
+// HASH slidingWindow keeps (fields w, c, p) and on Redis's clock, so that a
+// count added here is the count Allow limits.
+//
+// KEYS[1] counters; ARGV[1] delta, ARGV[2] window (µs), ARGV[3] optional: now
+// (µs) instead of TIME (tests). Returns the estimate as a string: Redis would
+// truncate a Lua number to an integer.
+var addCount = goredis.NewScript(`
+local delta, w = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now
+if ARGV[3] then
+  now = tonumber(ARGV[3])
+else
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local idx = math.floor(now / w)
+local e = now - idx * w
+local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
+local sw, prev, cur = tonumber(s[1]), 0, 0
+if sw == idx then
+  cur, prev = tonumber(s[2]) or 0, tonumber(s[3]) or 0
+elseif sw == idx - 1 then
+  prev = tonumber(s[2]) or 0
+end
+if delta ~= 0 then
+  cur = cur + delta
+  if cur < 0 then
+    prev = math.max(0, prev + cur)
+    cur = 0
+  end
+  redis.call('HSET', KEYS[1], 'w', string.format('%d', idx), 'c', cur, 'p', prev)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(2 * w / 1000))
+end
+return string.format('%.17g', prev * (w - e) / w + cur)
+`)
+
+// AddCount adds delta to the sliding-window counter key, the one Allow
+// limits, and returns its estimate; see storage.Counters. One script call.
+func (s *Store) AddCount(ctx context.Context, key string, delta int64, window time.Duration) (float64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("redis: add count: %w", err)
+	}
+	if window <= 0 {
+		return 0, fmt.Errorf("redis: add count: window must be positive, got %v", window)
+	}
+	w := max(window.Microseconds(), 1)
+	res, err := s.runScript(ctx, addCount, []string{s.limiterKey(key)}, delta, w).Text()
+	if err != nil {
+		return 0, fail(err, "add count") // the key may hold a hashed phone number
+	}
+	est, err := strconv.ParseFloat(res, 64)
+	if err != nil {
+		return 0, fmt.Errorf("redis: add count: unexpected script reply %q", res)
+	}
+	return est, nil
+}
+
+// SetLatch holds key for d (SET … PX), or releases it when d <= 0.
+func (s *Store) SetLatch(ctx context.Context, key string, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis: set latch: %w", err)
+	}
+	if d <= 0 {
+		return fail(s.c.Del(ctx, s.latchKey(key)).Err(), "release latch")
+	}
+	return fail(s.c.Set(ctx, s.latchKey(key), "1", max(d, time.Millisecond)).Err(), "set latch")
+}
+
+// Latch returns how much longer key is held (its PTTL), 0 when it is not.
+func (s *Store) Latch(ctx context.Context, key string) (time.Duration, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("redis: latch: %w", err)
+	}
+	d, err := s.c.PTTL(ctx, s.latchKey(key)).Result()
+	if err != nil {
+		return 0, fail(err, "latch")
+	}
+	if d < 0 { // -2: absent; -1 (no TTL) is never written
+		return 0, nil
+	}
+	return d, nil
+}
+
+func (s *Store) latchKey(key string) string { return s.prefix + "{latch:" + esc(key) + "}" }
+
+var _ storage.Counters = (*Store)(nil)
