@@ -21,7 +21,39 @@ var (
 	ErrInvalidPhone = errors.New("factors: invalid phone number")
 	// ErrRegionNotAllowed: the number belongs to a region the policy refuses.
 	ErrRegionNotAllowed = errors.New("factors: phone region not allowed")
+	// ErrNumberTypeNotAllowed: the number is of a type the policy refuses
+	// (premium rate, shared cost, VoIP, a fixed line…).
+	ErrNumberTypeNotAllowed = errors.New("factors: phone number type not allowed")
+	// ErrSMSUnavailable: sending is stopped for now (an SMS budget is spent).
+	// It comes inside a *LimitError that says for how long.
+	ErrSMSUnavailable = errors.New("factors: sms temporarily unavailable")
+	// ErrCountryUnavailable: sending to the number's country is stopped for
+	// now (the pumping breaker is open). It comes inside a *LimitError.
+	ErrCountryUnavailable = errors.New("factors: sms temporarily unavailable for this country")
 )
+
+// LimitError says an abuse limit refused the request. Reason names the limit
+// ("phone", "ip", "budget", …) for logs and metrics only: a page must never
+// show it, nor tell one limit from another beyond what the user needs (when
+// to try again, and Err). Err is nil for an ordinary rate limit, or
+// ErrSMSUnavailable, ErrCountryUnavailable or ErrTooManyAttempts.
+type LimitError struct {
+	Reason     string
+	RetryAfter time.Duration
+	Err        error
+}
+
+// Error names the limit and the wait, for logs.
+func (e *LimitError) Error() string {
+	s := fmt.Sprintf("factors: limit %q reached, retry after %s", e.Reason, e.RetryAfter)
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap returns Err.
+func (e *LimitError) Unwrap() error { return e.Err }
 
 // RateLimitedError says a new code was requested before the cooldown ended.
 type RateLimitedError struct {

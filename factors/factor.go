@@ -19,6 +19,7 @@ type StartRequest struct {
 	Phone    string // E.164, already parsed and checked against the policy
 	Locale   string // language of the SMS ("fr", "en-GB", …)
 	ClientID string // the relying party, for logs and per-client limits
+	IP       string // the user's address as the provider sees it, for per-IP limits ("" if unknown)
 }
 
 // ResendRequest asks a factor to send a new code for an open challenge.
@@ -26,6 +27,7 @@ type ResendRequest struct {
 	ChallengeID string
 	Locale      string
 	ClientID    string
+	IP          string // as in StartRequest
 }
 
 // Challenge is what the login page needs to know about an open challenge.
