@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -21,7 +20,6 @@ import (
 	"github.com/otpgate/otpgate/config"
 	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/factors/sms"
-	"github.com/otpgate/otpgate/factors/smsotp"
 	"github.com/otpgate/otpgate/provider"
 	"github.com/otpgate/otpgate/provider/keys"
 	"github.com/otpgate/otpgate/storage"
@@ -81,7 +79,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		log.Warn("storage: memory keeps state in this process only; use redis to run more than one instance or survive a restart")
 	}
 	// Before any key is generated: a provider misconfiguration stops here.
-	sender, err := openSender(ctx, cfg, dev, store, log)
+	factor, err := openFactor(ctx, cfg, dev, store, secret, log)
 	if err != nil {
 		return err
 	}
@@ -94,24 +92,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		return fmt.Errorf("signing keys: %w", err)
 	}
 
-	iss, err := url.Parse(cfg.Issuer)
-	if err != nil {
-		return fmt.Errorf("issuer: %w", err)
-	}
 	policy := factors.PhonePolicy{Allowed: cfg.Phone.AllowedRegions, Denied: cfg.Phone.DeniedRegions}
-	factor, err := smsotp.New(store, sender, smsotp.Options{
-		CodeLength:     cfg.SMS.CodeLength,
-		TTL:            time.Duration(cfg.SMS.CodeTTL),
-		MaxAttempts:    cfg.SMS.MaxAttempts,
-		ResendCooldown: time.Duration(cfg.SMS.ResendCooldown),
-		MaxResends:     cfg.SMS.MaxResends,
-		HashKey:        provider.CodeHashKey(secret),
-		Origin:         iss.Host,
-		Policy:         policy,
-	})
-	if err != nil {
-		return err
-	}
 
 	adminTok, adminTokGenerated := adminToken(cfg, dev, log)
 	clients := staticClients(cfg.Clients)
@@ -122,7 +103,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		Issuer: cfg.Issuer, Secret: secret,
 		Store: store, Keys: km, Factor: factor,
 		DefaultRegion: cfg.Phone.DefaultRegion, PhonePolicy: policy,
-		CodeLength: cfg.SMS.CodeLength, ResendAfter: time.Duration(cfg.SMS.ResendCooldown), MaxResends: cfg.SMS.MaxResends,
+		CodeLength: codeLength(cfg), ResendAfter: time.Duration(cfg.SMS.ResendCooldown), MaxResends: cfg.SMS.MaxResends,
 		FlowTTL:          time.Duration(cfg.Login.FlowTTL),
 		SessionTTL:       time.Duration(cfg.Login.SessionTTL),
 		ConsentTTL:       time.Duration(cfg.Login.ConsentTTL),
@@ -161,7 +142,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		}()
 	}
 	log.Info("otpgate started", "version", version, "issuer", cfg.Issuer, "listen", cfg.Listen,
-		"admin_listen", cfg.AdminListen, "storage", cfg.Storage, "sms_sender", cfg.SMS.Sender, "dev", dev)
+		"admin_listen", cfg.AdminListen, "storage", cfg.Storage, "factor", cfg.Factor, "sms_sender", cfg.SMS.Sender, "dev", dev)
 	if dev {
 		fmt.Fprintf(out, "\notpgate is running in development mode.\n"+
 			"  Start page:   %[1]s/\n"+

@@ -97,7 +97,10 @@ type Factor struct {
 	base   string
 }
 
-var _ factors.Factor = (*Factor)(nil)
+var (
+	_ factors.Factor     = (*Factor)(nil)
+	_ sms.StartupChecker = (*Factor)(nil)
+)
 
 // New returns the factor, or an error naming every invalid option.
 func New(store storage.ChallengeStore, opts Options) (*Factor, error) {
@@ -185,6 +188,13 @@ func withDefaults(o Options) Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// StartupCheck fetches a token: the credentials work. It cannot tell
+// whether the service and partner ids are right; only a challenge can.
+func (f *Factor) StartupCheck(ctx context.Context) error {
+	_, err := f.tokens.Token(ctx, "")
+	return err
 }
 
 // Name returns "orange".

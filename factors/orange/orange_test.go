@@ -438,3 +438,15 @@ func TestAlpha3(t *testing.T) {
 		}
 	}
 }
+
+func TestStartupCheck(t *testing.T) {
+	e := setup(t, nil)
+	if err := e.factor.StartupCheck(context.Background()); err != nil || e.fake.Tokens.Load() != 1 {
+		t.Errorf("StartupCheck = %v after %d token requests, want nil after 1", err, e.fake.Tokens.Load())
+	}
+	bad := setup(t, func(o *orange.Options) { o.ClientSecret = "wrong-hunter2" })
+	err := bad.factor.StartupCheck(context.Background())
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("StartupCheck with a wrong secret = %v, want an error without the secret", err)
+	}
+}
