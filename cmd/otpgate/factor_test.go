@@ -92,7 +92,7 @@ func TestServeStopsWhenOrangeRefusesTheCredentials(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err := serve(ctx, cfg, true, &cliBuffer{})
-	if err == nil || !strings.Contains(err.Error(), "orange_otp: startup check") || !strings.Contains(err.Error(), "skip_startup_check") {
+	if err == nil || !strings.Contains(err.Error(), "orange_otp: startup check: orange token: credentials refused") || !strings.Contains(err.Error(), "skip_startup_check") {
 		t.Fatalf("serve with credentials Orange refuses: %v, want the startup check's refusal", err)
 	}
 	if strings.Contains(err.Error(), "hunter2") {
