@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -231,23 +232,17 @@ func (p *Provider) handlePhoneSubmit(c *gin.Context) {
 // step. On failure it has already answered the request.
 func (p *Provider) startChallenge(c *gin.Context, flow storage.Flow, phone string) (storage.Flow, bool) {
 	ctx := c.Request.Context()
-	ch, err := p.factor.Start(ctx, factors.StartRequest{FlowID: flow.ID, Phone: phone, Locale: flow.Locale, ClientID: flow.ClientID})
+	ch, err := p.factor.Start(ctx, factors.StartRequest{FlowID: flow.ID, Phone: phone, Locale: flow.Locale, ClientID: flow.ClientID, IP: c.ClientIP()})
 	if err != nil {
-		p.log.Warn("login: cannot start challenge", "flow", flow.ID, "phone", factors.MaskPhone(phone), "err", err)
-		msg := &templates.Message{Key: "error.delivery"}
-		status := http.StatusServiceUnavailable
-		var rl *factors.RateLimitedError
-		if errors.As(err, &rl) {
-			msg = &templates.Message{Key: "error.rate_limited", Args: []any{minutesCeil(rl.RetryAfter)}}
-			status = http.StatusTooManyRequests
-		}
+		r := p.sendRefused(c, flow, phone, err)
 		if flow.PhoneLocked {
-			p.renderError(c, status, msg.Key, msg.Args...)
+			p.renderError(c, r.status, r.msg.Key, r.msg.Args...)
 		} else {
-			p.renderPhone(c, flow, status, factors.MaskPhone(phone), msg)
+			p.renderPhone(c, flow, r.status, factors.MaskPhone(phone), r.msg)
 		}
 		return flow, false
 	}
+	p.loginAudit(c, eventSMSSent, flow, phone)
 	old := flow.ChallengeID
 	flow, err = p.store.UpdateFlow(ctx, flow.ID, func(f storage.Flow) (storage.Flow, error) {
 		if f.Step != stepPhone && f.Step != stepCode {
@@ -288,17 +283,29 @@ func (p *Provider) handleCodeSubmit(c *gin.Context) {
 	ctx := c.Request.Context()
 	res, err := p.factor.Verify(ctx, flow.ChallengeID, c.PostForm("code"))
 	if err != nil {
-		var invalid *factors.InvalidCodeError
+		var (
+			invalid *factors.InvalidCodeError
+			lim     *factors.LimitError
+		)
 		switch {
+		case errors.As(err, &lim):
+			// Too many wrong answers for this number across challenges: a
+			// new code would not help, only time.
+			p.loginAudit(c, eventChallengeLocked, flow, flow.Phone, slog.String("limit", lim.Reason), slog.Duration("retry_after", lim.RetryAfter.Round(time.Second)))
+			setRetryAfter(c, lim.RetryAfter)
+			p.renderCode(c, flow, http.StatusTooManyRequests, &templates.Message{Key: "error.attempts_limited", Args: []any{minutesCeil(lim.RetryAfter)}}, nil)
 		case errors.As(err, &invalid):
+			p.loginAudit(c, eventChallengeFailed, flow, flow.Phone, slog.String("outcome", "wrong_code"), slog.Int("attempts_left", invalid.Remaining))
 			msg := &templates.Message{Key: "error.code_wrong", Args: []any{invalid.Remaining}}
 			if invalid.Remaining == 1 {
 				msg = &templates.Message{Key: "error.code_wrong_last"}
 			}
 			p.renderCode(c, flow, http.StatusBadRequest, msg, nil)
 		case errors.Is(err, factors.ErrTooManyAttempts):
+			p.loginAudit(c, eventChallengeLocked, flow, flow.Phone, slog.String("limit", "challenge_attempts"))
 			p.renderCode(c, flow, http.StatusBadRequest, &templates.Message{Key: "error.code_locked"}, nil)
 		case errors.Is(err, factors.ErrExpired):
+			p.loginAudit(c, eventChallengeFailed, flow, flow.Phone, slog.String("outcome", "expired"))
 			p.renderCode(c, flow, http.StatusBadRequest, &templates.Message{Key: "error.code_expired"}, nil)
 		case errors.Is(err, factors.ErrNotFound):
 			p.renderFlowError(c, flow, http.StatusBadRequest, "error.flow_invalid")
@@ -322,7 +329,7 @@ func (p *Provider) handleCodeSubmit(c *gin.Context) {
 		p.flowError(c, err)
 		return
 	}
-	p.log.Info("login: phone verified", "flow", flow.ID, "client", flow.ClientID, "phone", factors.MaskPhone(res.Phone))
+	p.loginAudit(c, eventChallengeVerified, flow, res.Phone, slog.Any("amr", res.AMR))
 	p.startBrowserSession(c, storage.BrowserSession{Subject: subject, Phone: res.Phone, AuthTime: now, AMR: res.AMR})
 	p.continueAfterLogin(c, flow)
 }
@@ -332,10 +339,16 @@ func (p *Provider) handleResend(c *gin.Context) {
 	if !ok || !p.checkCSRF(c, flow) {
 		return
 	}
-	_, err := p.factor.Resend(c.Request.Context(), factors.ResendRequest{ChallengeID: flow.ChallengeID, Locale: flow.Locale, ClientID: flow.ClientID})
+	_, err := p.factor.Resend(c.Request.Context(), factors.ResendRequest{ChallengeID: flow.ChallengeID, Locale: flow.Locale, ClientID: flow.ClientID, IP: c.ClientIP()})
 	if err != nil {
-		var rl *factors.RateLimitedError
+		var (
+			rl  *factors.RateLimitedError
+			lim *factors.LimitError
+		)
 		switch {
+		case errors.As(err, &lim) && !errors.Is(err, factors.ErrTooManyAttempts):
+			r := p.sendRefused(c, flow, flow.Phone, err)
+			p.renderCode(c, flow, r.status, r.msg, nil)
 		case errors.As(err, &rl):
 			p.renderCode(c, flow, http.StatusTooManyRequests, &templates.Message{Key: "error.resend_too_soon", Args: []any{secondsCeil(rl.RetryAfter)}}, nil)
 		case errors.Is(err, factors.ErrTooManyResends):
@@ -350,6 +363,7 @@ func (p *Provider) handleResend(c *gin.Context) {
 		}
 		return
 	}
+	p.loginAudit(c, eventSMSSent, flow, flow.Phone, slog.Bool("resend", true))
 	c.Redirect(http.StatusSeeOther, p.stepURL(flow.ID, stepCode)+"&sent=1")
 }
 

@@ -108,6 +108,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
 	}
+	p.auditTokenIssued(c, ar)
 	p.oauth2.WriteAccessResponse(ctx, w, ar, resp)
 }
 

@@ -54,6 +54,15 @@ type Options struct {
 	DefaultLocale string // "en"
 	Dev           bool   // serve /dev pages and the demo relying party
 
+	// TrustedProxies are the addresses or CIDR ranges of the reverse proxies
+	// in front of the public listener: X-Forwarded-For and X-Real-IP are
+	// believed only from them. Empty (the default) trusts none, so the
+	// client IP the limits count is the TCP peer's.
+	TrustedProxies []string
+	// MaxBodyBytes bounds a request body on the public listener; a larger
+	// one is refused with 413 before any handler parses it (default 64 KiB).
+	MaxBodyBytes int64
+
 	StaticClients []StaticClient // clients from the config file, seeded at start
 
 	// AdminToken is the bearer token of the admin API; empty refuses every
@@ -93,7 +102,8 @@ type Provider struct {
 	subjectKey []byte
 	stepKey    []byte
 	csrfKey    []byte
-	secure     bool // cookies Secure: the issuer is https
+	guardKey   []byte // audit events carry guard.PhoneHash under it
+	secure     bool   // cookies Secure: the issuer is https
 
 	demoMu sync.Mutex
 	demoRP *demoRP // the dev-mode relying party, built on first use
@@ -123,6 +133,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		subjectKey: DeriveKey(opts.Secret, purposeSubject),
 		stepKey:    DeriveKey(opts.Secret, purposeFlowStep),
 		csrfKey:    DeriveKey(opts.Secret, purposeCSRF),
+		guardKey:   GuardKey(opts.Secret),
 		secure:     iss.Scheme == "https",
 	}
 	p.fconfig = &fosite.Config{
@@ -203,6 +214,14 @@ func (o *Options) defaults() error {
 	if o.DefaultLocale == "" {
 		o.DefaultLocale = "en"
 	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	for _, tp := range o.TrustedProxies {
+		if !validProxy(tp) {
+			return fmt.Errorf("provider: trusted proxy %q is neither an IP address nor a CIDR range", tp)
+		}
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -239,7 +258,10 @@ func (p *Provider) seedClients(ctx context.Context, clients []StaticClient) erro
 // Handler returns the public listener's routes.
 func (p *Provider) Handler() http.Handler {
 	r := gin.New()
-	r.Use(gin.Recovery(), p.securityHeaders)
+	// gin trusts X-Forwarded-For from anyone by default: an attacker would
+	// pick the address every per-IP limit counts. Validated in New.
+	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
+	r.Use(gin.Recovery(), p.securityHeaders, p.limitBody)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)

@@ -19,6 +19,7 @@ const (
 	purposeCSRF         = "otpgate csrf v1"
 	purposeFosite       = "otpgate fosite global secret v1"
 	purposeCodeHash     = "otpgate sms code hash v1"
+	purposeGuard        = "otpgate abuse guard v1"
 )
 
 // DeriveKey derives a 32-byte key for purpose from the system secret (HKDF-SHA256).
@@ -49,3 +50,8 @@ func macEqual(got, want string) bool {
 
 // CodeHashKey is the key the SMS factor hashes one-time codes with.
 func CodeHashKey(secret []byte) []byte { return DeriveKey(secret, purposeCodeHash) }
+
+// GuardKey is the key the abuse guard (factors/guard) hashes phone numbers,
+// prefixes and addresses with in its counter keys; audit events carry the
+// same hash of a number (guard.PhoneHash) so that they can be correlated.
+func GuardKey(secret []byte) []byte { return DeriveKey(secret, purposeGuard) }

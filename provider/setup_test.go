@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/factors/sms"
 	"github.com/otpgate/otpgate/factors/smsotp"
 	"github.com/otpgate/otpgate/provider"
@@ -118,6 +119,10 @@ type envConfig struct {
 	sessionTTL time.Duration
 	cooldown   time.Duration
 	flowTTL    time.Duration
+	// wrap puts something in front of the SMS factor (the abuse guard).
+	wrap func(t testing.TB, f factors.Factor, s storage.Store, log *slog.Logger) factors.Factor
+	// options adjusts the provider's options last.
+	options func(*provider.Options)
 }
 
 type envOption func(*envConfig)
@@ -229,19 +234,28 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 		t.Fatalf("smsotp.New: %v", err)
 	}
 	logs := &syncBuffer{}
-	p, err := provider.New(ctx, provider.Options{
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var f factors.Factor = factor
+	if cfg.wrap != nil {
+		f = cfg.wrap(t, factor, store, logger)
+	}
+	popts := provider.Options{
 		Issuer:        issuer,
 		Secret:        testSecret,
 		Store:         store,
 		Keys:          km,
-		Factor:        factor,
+		Factor:        f,
 		DefaultRegion: "FR",
 		SessionTTL:    cfg.sessionTTL,
 		ResendAfter:   cfg.cooldown,
 		FlowTTL:       cfg.flowTTL,
 		StaticClients: staticClients(),
-		Logger:        slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+		Logger:        logger,
+	}
+	if cfg.options != nil {
+		cfg.options(&popts)
+	}
+	p, err := provider.New(ctx, popts)
 	if err != nil {
 		t.Fatalf("provider.New: %v", err)
 	}
