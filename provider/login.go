@@ -216,7 +216,7 @@ func (p *Provider) handlePhoneSubmit(c *gin.Context) {
 	}
 	// Going back to change the number is no way around the resend cooldown:
 	// otherwise every submission of this form would send an SMS at once.
-	if ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID); flow.ChallengeID != "" && err == nil {
+	if ch, ok := p.flowChallenge(c, flow); ok {
 		if wait := p.resendWait(ch); wait > 0 {
 			p.renderPhone(c, flow, http.StatusTooManyRequests, input, &templates.Message{Key: "error.resend_too_soon", Args: []any{secondsCeil(wait)}})
 			return

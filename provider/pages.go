@@ -129,7 +129,7 @@ func (p *Provider) renderCode(c *gin.Context, flow storage.Flow, status int, msg
 		page.ChangeURL = p.stepURL(flow.ID, stepPhone)
 	}
 	p.allowRedirectTo(c, flow)
-	if ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID); err == nil {
+	if ch, ok := p.flowChallenge(c, flow); ok {
 		if wait := p.resendWait(ch); wait > 0 {
 			page.ResendIn = secondsCeil(wait)
 		}
@@ -139,6 +139,16 @@ func (p *Provider) renderCode(c *gin.Context, flow storage.Flow, status int, msg
 }
 
 // resendWait is how long until ch may send another code (≤ 0: now).
+// flowChallenge returns the flow's current challenge, without a store round
+// trip when the flow has none yet.
+func (p *Provider) flowChallenge(c *gin.Context, flow storage.Flow) (storage.Challenge, bool) {
+	if flow.ChallengeID == "" {
+		return storage.Challenge{}, false
+	}
+	ch, err := p.store.GetChallenge(c.Request.Context(), flow.ChallengeID)
+	return ch, err == nil
+}
+
 func (p *Provider) resendWait(ch storage.Challenge) time.Duration {
 	return ch.LastSentAt.Add(p.opts.ResendAfter).Sub(p.now())
 }
