@@ -40,6 +40,9 @@ type Config struct {
 	Tokens TokensConfig `yaml:"tokens"`
 	Log    LogConfig    `yaml:"log"`
 	Admin  AdminConfig  `yaml:"admin"`
+	HTTP   HTTPConfig   `yaml:"http"`
+	// Limits are the abuse limits in front of the factor (limits.go).
+	Limits LimitsConfig `yaml:"limits"`
 
 	// Factor is how a phone number is verified: "smsotp" (otpgate makes the
 	// codes and texts them through sms.providers) or "orange" (Orange's One
@@ -92,6 +95,8 @@ type PhoneConfig struct {
 	AllowedRegions []string `yaml:"allowed_regions"`
 	// DeniedRegions are never served; they win over AllowedRegions.
 	DeniedRegions []string `yaml:"denied_regions"`
+	// NumberTypes are the number types that may receive codes (limits.go).
+	NumberTypes []string `yaml:"number_types"`
 }
 
 // SMSConfig is the sms section: who sends the SMS and the one-time code policy.
@@ -227,6 +232,9 @@ func Defaults(dev bool) Config {
 		AdminListen: "127.0.0.1:8081",
 		Storage:     "memory",
 		Factor:      "smsotp",
+		Phone:       PhoneConfig{NumberTypes: defaultNumberTypes()},
+		HTTP:        HTTPConfig{MaxBodyBytes: defaultMaxBodyBytes},
+		Limits:      limitsDefaults(dev),
 		Redis: RedisConfig{
 			KeyPrefix:    "otpgate:",
 			DialTimeout:  seconds(5),
@@ -308,6 +316,7 @@ func (c Config) normalize() Config {
 	c.Phone.DefaultRegion = strings.ToUpper(c.Phone.DefaultRegion)
 	c.Phone.AllowedRegions = upperAll(c.Phone.AllowedRegions)
 	c.Phone.DeniedRegions = upperAll(c.Phone.DeniedRegions)
+	c.Limits.Breaker.ExemptRegions = upperAll(c.Limits.Breaker.ExemptRegions)
 	if c.Clients != nil {
 		clients := make([]ClientConfig, len(c.Clients))
 		for i, cl := range c.Clients {

@@ -72,8 +72,10 @@ func (c Config) Validate(dev bool) error {
 	var errs Errors
 	for _, section := range []func(Config, bool, *Errors){
 		validateServer,
+		validateHTTP,
 		validateRedis,
 		validatePhone,
+		validateLimits,
 		validateSMS,
 		validateFactor,
 		validateLogin,
