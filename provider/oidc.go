@@ -132,6 +132,13 @@ func (p *Provider) handleUserinfo(c *gin.Context) {
 			c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_scope", "error_description": "The access token was not granted scope openid."})
 			return
 		}
+		// A token that cannot be found may only be unreadable: during a store
+		// outage say so (503) rather than telling the client its token is bad.
+		if perr := p.store.Ping(ctx); perr != nil {
+			p.log.Warn("userinfo: store unreachable", "err", perr)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable"})
+			return
+		}
 		c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
 		c.JSON(http.StatusUnauthorized, gin.H{"error": "invalid_token", "error_description": "The access token is invalid, expired or revoked."})
 		return

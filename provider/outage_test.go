@@ -52,6 +52,8 @@ func TestRedisOutage(t *testing.T) {
 		"redirect_uri": {redirectURI(clientTrusted)}, "code_verifier": {otherReq.Verifier},
 	}
 
+	signedIn := d.newBrowser().loginTokens(r, phoneB, phoneB)
+
 	srv.Stop()
 
 	// Pages: 503 and the message, from the first request of a login to its last.
@@ -85,6 +87,10 @@ func TestRedisOutage(t *testing.T) {
 	status, body := r.postForm("/oauth2/token", redeem)
 	if status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" || body["access_token"] != nil || body["id_token"] != nil {
 		t.Errorf("token endpoint with Redis down: %d %v, want 503 temporarily_unavailable and no token", status, body)
+	}
+	// A valid access token is not called invalid because it cannot be read.
+	if status, body := r.userinfo(http.MethodGet, signedIn.AccessToken); status != http.StatusServiceUnavailable {
+		t.Errorf("userinfo with Redis down: %d %v, want 503", status, body)
 	}
 	for _, b := range []*browser{fresh, pending} {
 		b.tr.allow5x = false
