@@ -83,6 +83,9 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	if err != nil {
 		return err
 	}
+	if factor, err = guardFactor(factor, cfg, store, secret, log); err != nil {
+		return err
+	}
 
 	km, err := keys.NewManager(store, secret, keys.WithLogger(log))
 	if err != nil {
@@ -112,6 +115,8 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		IDTokenTTL:       time.Duration(cfg.Tokens.IDTokenTTL),
 		RefreshTokenTTL:  time.Duration(cfg.Tokens.RefreshTokenTTL),
 		DefaultLocale:    cfg.Login.DefaultLocale,
+		TrustedProxies:   cfg.HTTP.TrustedProxies,
+		MaxBodyBytes:     int64(cfg.HTTP.MaxBodyBytes),
 		Dev:              dev,
 		StaticClients:    clients,
 		Logger:           log,
