@@ -207,8 +207,12 @@ func validateSMS(c Config, dev bool, errs *Errors) {
 	between(errs, "sms.code_length", s.CodeLength, 4, 10)
 	between(errs, "sms.code_ttl", s.CodeTTL, minutes(1), minutes(10))
 	between(errs, "sms.max_attempts", s.MaxAttempts, 1, 10)
-	between(errs, "sms.resend_cooldown", s.ResendCooldown, 0, minutes(5))
-	between(errs, "sms.max_resends", s.MaxResends, 0, 10)
+	// The factors read 0 as "use the default", so the ranges start at 1.
+	between(errs, "sms.resend_cooldown", s.ResendCooldown, seconds(1), minutes(5))
+	if s.ResendCooldown <= minutes(5) && s.ResendCooldown >= s.CodeTTL && s.CodeTTL >= minutes(1) {
+		errs.add("sms.resend_cooldown", "must be shorter than sms.code_ttl (%v), got '%v'", s.CodeTTL, s.ResendCooldown)
+	}
+	between(errs, "sms.max_resends", s.MaxResends, 1, 10)
 	between(errs, "sms.outbox_size", s.OutboxSize, 1, 10000)
 }
 
