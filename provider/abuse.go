@@ -178,6 +178,19 @@ func (p *Provider) bodyTooLarge(c *gin.Context) {
 	c.Abort()
 }
 
+// warnUntrustedForwarding logs once when a request carries X-Forwarded-For
+// from a peer that is not a trusted proxy: behind a load balancer missing
+// from http.trusted_proxies, every user shares its address and the per-IP
+// limit soon refuses them all.
+func (p *Provider) warnUntrustedForwarding(c *gin.Context) {
+	if c.GetHeader("X-Forwarded-For") != "" && c.RemoteIP() == c.ClientIP() && !p.warnedForwarded.Swap(true) {
+		p.log.Warn("http: X-Forwarded-For received from an address that is not in http.trusted_proxies, and ignored; "+
+			"if a load balancer forwards to otpgate, list it there, or all its users share one address for the per-IP limits",
+			"peer", c.RemoteIP())
+	}
+	c.Next()
+}
+
 // validProxy reports whether s is an IP address or a CIDR range, as gin's
 // SetTrustedProxies takes them.
 func validProxy(s string) bool {

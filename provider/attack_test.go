@@ -406,6 +406,9 @@ func TestForwardedForNeedsATrustedProxy(t *testing.T) {
 				t.Fatalf("forged X-Forwarded-For, request %d: %d, want %d", i, p.Status, want)
 			}
 		}
+		if n := strings.Count(e.logs.String(), "X-Forwarded-For received from an address that is not in http.trusted_proxies"); n != 1 {
+			t.Errorf("the ignored X-Forwarded-For was reported %d times, want once", n)
+		}
 
 		e = newEnv(t, kind, withGuard(policy), withTrustedProxies("127.0.0.1"))
 		r = e.newRP(clientTrusted)

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -107,6 +108,8 @@ type Provider struct {
 
 	demoMu sync.Mutex
 	demoRP *demoRP // the dev-mode relying party, built on first use
+
+	warnedForwarded atomic.Bool // see warnUntrustedForwarding
 }
 
 // New builds a Provider and seeds the static clients into the store.
@@ -261,7 +264,7 @@ func (p *Provider) Handler() http.Handler {
 	// gin trusts X-Forwarded-For from anyone by default: an attacker would
 	// pick the address every per-IP limit counts. Validated in New.
 	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
-	r.Use(gin.Recovery(), p.securityHeaders, p.limitBody)
+	r.Use(gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)
