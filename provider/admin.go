@@ -185,9 +185,9 @@ type clientMetadata struct {
 	ClientSecretExpiresAt json.RawMessage `json:"client_secret_expires_at"`
 }
 
-// clientView is a client as the admin API returns it. ClientSecret is set only
-// in the response that generated it.
-type clientView struct {
+// ClientView is a client as the admin API returns it (and the CLI reads it).
+// ClientSecret is set only in the response that generated it.
+type ClientView struct {
 	ClientID                 string    `json:"client_id"`
 	ClientSecret             string    `json:"client_secret,omitempty"`
 	ClientSecretExpiresAt    *int64    `json:"client_secret_expires_at,omitempty"` // 0: never (RFC 7591), with ClientSecret
@@ -209,9 +209,9 @@ type clientView struct {
 
 // viewOf renders a stored client, with the defaults fosite applies to empty
 // fields made explicit.
-func viewOf(c storage.Client) clientView {
+func viewOf(c storage.Client) ClientView {
 	fc := newFositeClient(c)
-	v := clientView{
+	v := ClientView{
 		ClientID:                 c.ID,
 		ClientIDIssuedAt:         c.CreatedAt.Unix(),
 		ClientName:               c.Name,
@@ -239,7 +239,7 @@ func nonNilStrings(s []string) []string {
 }
 
 // withSecret adds a freshly generated secret to a view.
-func withSecret(v clientView, secret string) clientView {
+func withSecret(v ClientView, secret string) ClientView {
 	var never int64
 	v.ClientSecret = secret
 	v.ClientSecretExpiresAt = &never
@@ -519,7 +519,7 @@ func (a *adminAPI) createClient(c *gin.Context) {
 // clientPage is one page of GET /admin/clients. Next, when set, is the after
 // cursor of the following page.
 type clientPage struct {
-	Clients []clientView `json:"clients"`
+	Clients []ClientView `json:"clients"`
 	Next    string       `json:"next,omitempty"`
 }
 
@@ -540,7 +540,7 @@ func (a *adminAPI) listClients(c *gin.Context) {
 		a.storeFailed(c, "", err)
 		return
 	}
-	page := clientPage{Clients: make([]clientView, 0, min(len(list), limit))}
+	page := clientPage{Clients: make([]ClientView, 0, min(len(list), limit))}
 	for i, cl := range list {
 		if i == limit {
 			page.Next = list[i-1].ID
@@ -629,7 +629,7 @@ func (a *adminAPI) updateClient(c *gin.Context) {
 }
 
 // changedFields names the metadata fields that differ between two views.
-func changedFields(old, cur clientView) []string {
+func changedFields(old, cur ClientView) []string {
 	var out []string
 	add := func(name string, differ bool) {
 		if differ {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/otpgate/otpgate/provider"
 )
 
 // clientsCommand is `otpgate clients …`: OAuth clients through the admin API.
@@ -125,29 +127,10 @@ func (f *clientFlags) metadata(cmd *cobra.Command, base map[string]any) (map[str
 	return meta, nil
 }
 
-// clientInfo is what the commands show of a client.
-type clientInfo struct {
-	ClientID                 string    `json:"client_id"`
-	ClientSecret             string    `json:"client_secret"`
-	ClientName               string    `json:"client_name"`
-	RedirectURIs             []string  `json:"redirect_uris"`
-	PostLogoutRedirectURIs   []string  `json:"post_logout_redirect_uris"`
-	GrantTypes               []string  `json:"grant_types"`
-	ResponseTypes            []string  `json:"response_types"`
-	Scope                    string    `json:"scope"`
-	TokenEndpointAuthMethod  string    `json:"token_endpoint_auth_method"`
-	IDTokenSignedResponseAlg string    `json:"id_token_signed_response_alg"`
-	LogoURI                  string    `json:"logo_uri"`
-	SkipConsent              bool      `json:"skip_consent"`
-	Static                   bool      `json:"static"`
-	CreatedAt                time.Time `json:"created_at"`
-	UpdatedAt                time.Time `json:"updated_at"`
-}
-
 // printClient writes one client as aligned "field  value" lines, and a
 // reminder on errOut when the answer carries a secret.
 func printClient(out, errOut io.Writer, raw json.RawMessage) error {
-	var c clientInfo
+	var c provider.ClientView
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return fmt.Errorf("unexpected answer from the admin API: %w", err)
 	}
@@ -295,8 +278,8 @@ func clientsListCommand(af *adminFlags) *cobra.Command {
 // printClientTable writes a page of clients as a table.
 func printClientTable(out, _ io.Writer, raw json.RawMessage) error {
 	var page struct {
-		Clients []clientInfo `json:"clients"`
-		Next    string       `json:"next"`
+		Clients []provider.ClientView `json:"clients"`
+		Next    string                `json:"next"`
 	}
 	if err := json.Unmarshal(raw, &page); err != nil {
 		return fmt.Errorf("unexpected answer from the admin API: %w", err)
