@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -57,7 +58,7 @@ func Load(path string, dev bool, getenv func(string) string) (Config, error) {
 		}
 	}
 	applyEnv(&c, getenv, &errs)
-	readSecretFiles(&c, &errs, reported)
+	readSecretFiles(reflect.ValueOf(&c).Elem(), "", &errs, reported)
 	if c.SMS.Sender == "" && len(c.SMS.Providers) == 0 {
 		c.SMS.Sender = devSender
 	}
@@ -66,7 +67,7 @@ func Load(path string, dev bool, getenv func(string) string) (Config, error) {
 	var invalid *Errors
 	if errors.As(c.Validate(dev), &invalid) {
 		for _, err := range *invalid {
-			if p, ok := err.(*problem); !ok || !reported[p.key] {
+			if p, ok := err.(*Problem); !ok || !reported[p.Key] {
 				errs = append(errs, err)
 			}
 		}
@@ -99,7 +100,7 @@ func decodeFile(path string, c *Config, errs *Errors) error {
 	// stays as the authority: anything it refuses that checkNode did not
 	// explain is reported as it says it.
 	before := len(*errs)
-	checkNode(root.Content[0], reflect.TypeFor[Config](), "", errs)
+	checkNode(root.Content[0], reflect.TypeFor[Config](), "", false, errs)
 
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -109,9 +110,64 @@ func decodeFile(path string, c *Config, errs *Errors) error {
 	return nil
 }
 
+// DecodeStrict decodes node, a YAML mapping such as a plug-in's config block,
+// into v, a pointer to a struct with yaml tags, the way Load decodes the file.
+// It is the one decoding helper of every plug-in registry (SMS senders,
+// factors):
+//
+//   - every key must be a field of the struct, appear once, and hold a value
+//     of the field's type; a duration must be written with its unit ("10s");
+//     every problem is reported, each a *Problem named key.option with its
+//     line, together in a *Errors;
+//   - the struct is then filled by yaml.v3 with KnownFields, the authority on
+//     what decodes;
+//   - last, a string option "x_file" that is set is read into its sibling "x"
+//     (trailing newlines trimmed), so that secrets can live in files; setting
+//     both is a problem.
+//
+// key is the path of node ("sms.providers[1].config") and must not be empty.
+// Fields absent from node keep the values v already holds: the defaults. A nil
+// or null node changes nothing but still reads the *_file options. Values of
+// fields tagged secret are never quoted.
+func DecodeStrict(node *yaml.Node, key string, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		panic(fmt.Sprintf("config: DecodeStrict needs a pointer to a struct, got %T", v))
+	}
+	var errs Errors
+	if node != nil {
+		for node.Kind == yaml.AliasNode {
+			node = node.Alias
+		}
+		if node.Kind == yaml.DocumentNode && len(node.Content) == 1 {
+			node = node.Content[0]
+		}
+	}
+	if node != nil && node.Tag != "!!null" && node.Kind != 0 {
+		checkNode(node, rv.Elem().Type(), key, false, &errs)
+		if len(errs) == 0 {
+			// yaml.Node.Decode has no KnownFields: go through the text.
+			data, err := yaml.Marshal(node)
+			if err == nil {
+				dec := yaml.NewDecoder(bytes.NewReader(data))
+				dec.KnownFields(true)
+				err = dec.Decode(v)
+			}
+			if err != nil {
+				errs.add(key, "cannot be decoded: %v", err)
+			}
+		}
+	}
+	if len(errs) == 0 {
+		readSecretFiles(rv.Elem(), key, &errs, map[string]bool{})
+	}
+	return errs.err()
+}
+
 // checkNode reports, by key path, every key of n that t does not have and
-// every value that cannot be decoded into its field.
-func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
+// every value that cannot be decoded into its field. A secret value is never
+// quoted.
+func checkNode(n *yaml.Node, t reflect.Type, path string, secret bool, errs *Errors) {
 	for n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
@@ -137,7 +193,7 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 				continue
 			}
 			seen[k.Value] = k.Line
-			checkNode(v, t.Elem(), join(path, k.Value), errs)
+			checkNode(v, t.Elem(), join(path, k.Value), false, errs)
 		}
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -162,10 +218,10 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 				}
 				if v.Kind == yaml.SequenceNode {
 					for _, m := range v.Content {
-						checkNode(m, t, path, errs)
+						checkNode(m, t, path, false, errs)
 					}
 				} else {
-					checkNode(v, t, path, errs)
+					checkNode(v, t, path, false, errs)
 				}
 				continue
 			}
@@ -174,7 +230,7 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 				errs.add(join(path, k.Value), "is unknown (line %d)%s", k.Line, suggest(t, k.Value))
 				continue
 			}
-			checkNode(v, f.Type, join(path, k.Value), errs)
+			checkNode(v, f.Type, join(path, k.Value), f.Tag.Get("secret") != "", errs)
 		}
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
@@ -182,15 +238,17 @@ func checkNode(n *yaml.Node, t reflect.Type, path string, errs *Errors) {
 			return
 		}
 		for i, item := range n.Content {
-			checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			checkNode(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), false, errs)
 		}
 	default:
 		if n.Kind != yaml.ScalarNode {
 			errs.add(path, "must be a single value, not a list or a mapping (line %d)", n.Line)
 			return
 		}
-		if err := n.Decode(reflect.New(t).Interface()); err != nil {
-			errs.add(path, "%s (line %d)", typeProblem(t, n.Value, false), n.Line)
+		// yaml.v3 reads a bare integer into a time.Duration as nanoseconds.
+		bad := t == durationType && n.Tag == "!!int" && n.Value != "0"
+		if bad || n.Decode(reflect.New(t).Interface()) != nil {
+			errs.add(path, "%s (line %d)", typeProblem(t, n.Value, secret), n.Line)
 		}
 	}
 }
@@ -256,12 +314,16 @@ func setText(o option, raw string) string {
 
 // typeProblem says which syntax a value of type t needs. The value is quoted
 // unless it is a secret.
+var durationType = reflect.TypeFor[time.Duration]()
+
 func typeProblem(t reflect.Type, raw string, secret bool) string {
 	var want string
 	switch {
 	case t == reflect.TypeFor[Duration]():
 		want = "must be a duration like '30s', '5m' or '720h'"
-	case t.Kind() == reflect.Int:
+	case t == durationType: // in plug-in options
+		want = "must be a duration like '10s' or '1m'"
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		want = "must be a whole number"
 	case t.Kind() == reflect.Bool:
 		want = "must be true or false"
@@ -274,16 +336,17 @@ func typeProblem(t reflect.Type, raw string, secret bool) string {
 	return fmt.Sprintf("%s, got '%s'", want, raw)
 }
 
-// readSecretFiles reads every option "x_file" that is set into its sibling
-// "x". Both set is an error: which one should win is not obvious.
-func readSecretFiles(c *Config, errs *Errors, reported map[string]bool) {
-	walk(reflect.ValueOf(c).Elem(), "", true, func(o option) {
+// readSecretFiles reads every string option "x_file" that is set, in the
+// struct v and under it, into its sibling "x", naming options after prefix.
+// Both set is an error: which one should win is not obvious.
+func readSecretFiles(v reflect.Value, prefix string, errs *Errors, reported map[string]bool) {
+	walk(v, prefix, true, func(o option) {
 		base, ok := strings.CutSuffix(o.name, "_file")
-		if !ok || o.value.String() == "" {
+		if !ok || o.value.Kind() != reflect.String || o.value.String() == "" {
 			return
 		}
 		target, ok := fieldValueByYAML(o.parent, base)
-		if !ok {
+		if !ok || target.Kind() != reflect.String {
 			return
 		}
 		file := o.value.String()

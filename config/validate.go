@@ -32,7 +32,7 @@ func (e *Errors) Unwrap() []error { return *e }
 // add records a problem with the option at key, a full path such as
 // "sms.code_ttl" or "clients[0].redirect_uris[1]".
 func (e *Errors) add(key, format string, args ...any) {
-	*e = append(*e, &problem{key: key, msg: fmt.Sprintf(format, args...)})
+	*e = append(*e, &Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
 // err returns e, or nil when there is no problem.
@@ -43,23 +43,25 @@ func (e *Errors) err() error {
 	return e
 }
 
-// problem is one line of Errors: what is wrong with the option at key.
-type problem struct {
-	key string
-	msg string
+// Problem is one line of Errors: what is wrong with the option at Key. Plug-in
+// registries (factors/sms) report their own problems with it too, so that
+// every configuration message reads the same.
+type Problem struct {
+	Key string // full path: "sms.providers[1].config.client_id"
+	Msg string // "is required"
 }
 
 // Error renders "section: option 'name' msg", Authelia's format; options at
 // the top level have no section.
-func (p *problem) Error() string {
-	section, option := "", p.key
-	if i := strings.LastIndexByte(p.key, '.'); i >= 0 {
-		section, option = p.key[:i], p.key[i+1:]
+func (p *Problem) Error() string {
+	section, option := "", p.Key
+	if i := strings.LastIndexByte(p.Key, '.'); i >= 0 {
+		section, option = p.Key[:i], p.Key[i+1:]
 	}
 	if section == "" {
-		return fmt.Sprintf("option '%s' %s", option, p.msg)
+		return fmt.Sprintf("option '%s' %s", option, p.Msg)
 	}
-	return fmt.Sprintf("%s: option '%s' %s", section, option, p.msg)
+	return fmt.Sprintf("%s: option '%s' %s", section, option, p.Msg)
 }
 
 // Validate reports every problem with c at once, as a *Errors, or nil. Empty
