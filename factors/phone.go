@@ -172,3 +172,17 @@ func containsRegion(list []string, region string) bool {
 		return strings.EqualFold(strings.TrimSpace(r), region)
 	})
 }
+
+// ExampleNumber returns an example mobile number of region in its national
+// format ("06 12 34 56 78" for FR), to show users what to type; "" when the
+// region is empty or unknown.
+func ExampleNumber(region string) string {
+	if region == "" {
+		return ""
+	}
+	num := phonenumbers.GetExampleNumberForType(strings.ToUpper(region), phonenumbers.MOBILE)
+	if num == nil {
+		return ""
+	}
+	return phonenumbers.Format(num, phonenumbers.NATIONAL)
+}

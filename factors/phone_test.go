@@ -117,3 +117,15 @@ func TestMaskPhoneHidesMostDigits(t *testing.T) {
 		}
 	}
 }
+
+func TestExampleNumber(t *testing.T) {
+	for region, want := range map[string]string{"FR": "06 12 34 56 78", "fr": "06 12 34 56 78", "": "", "ZZ": ""} {
+		if got := ExampleNumber(region); got != want {
+			t.Errorf("ExampleNumber(%q) = %q, want %q", region, got, want)
+		}
+	}
+	// The example must parse back in its own region, or the hint would lie.
+	if _, err := ParsePhone(ExampleNumber("GB"), "GB"); err != nil {
+		t.Errorf("the GB example does not parse: %v", err)
+	}
+}

@@ -105,11 +105,12 @@ func (p *Provider) renderFlowError(c *gin.Context, flow storage.Flow, status int
 
 func (p *Provider) renderPhone(c *gin.Context, flow storage.Flow, status int, typed string, msg *templates.Message) {
 	p.render(c, status, "phone", flow.Locale, templates.Page{
-		ClientName: p.clientName(c, flow.ClientID),
-		CSRF:       p.csrfToken(flow),
-		Action:     p.stepURL(flow.ID, stepPhone),
-		Phone:      typed,
-		Error:      msg,
+		ClientName:   p.clientName(c, flow.ClientID),
+		CSRF:         p.csrfToken(flow),
+		Action:       p.stepURL(flow.ID, stepPhone),
+		Phone:        typed,
+		PhoneExample: p.phoneExample,
+		Error:        msg,
 	})
 }
 

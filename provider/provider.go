@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,9 @@ type Provider struct {
 	csrfKey    []byte
 	guardKey   []byte // audit events carry guard.PhoneHash under it
 	secure     bool   // cookies Secure: the issuer is https
+	// phoneExample is shown on the phone page: a national-format number of the
+	// default region, with non-breaking spaces to keep it on one line.
+	phoneExample string
 
 	demoMu sync.Mutex
 	demoRP *demoRP // the dev-mode relying party, built on first use
@@ -125,19 +129,20 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		return nil, fmt.Errorf("provider: issuer %q is not an absolute URL", opts.Issuer)
 	}
 	p := &Provider{
-		opts:       opts,
-		issuer:     iss,
-		store:      opts.Store,
-		keys:       opts.Keys,
-		factor:     opts.Factor,
-		secrets:    secretHasher{key: DeriveKey(opts.Secret, purposeClientSecret)},
-		log:        opts.Logger,
-		now:        opts.Now,
-		subjectKey: DeriveKey(opts.Secret, purposeSubject),
-		stepKey:    DeriveKey(opts.Secret, purposeFlowStep),
-		csrfKey:    DeriveKey(opts.Secret, purposeCSRF),
-		guardKey:   GuardKey(opts.Secret),
-		secure:     iss.Scheme == "https",
+		opts:         opts,
+		issuer:       iss,
+		store:        opts.Store,
+		keys:         opts.Keys,
+		factor:       opts.Factor,
+		secrets:      secretHasher{key: DeriveKey(opts.Secret, purposeClientSecret)},
+		log:          opts.Logger,
+		now:          opts.Now,
+		subjectKey:   DeriveKey(opts.Secret, purposeSubject),
+		stepKey:      DeriveKey(opts.Secret, purposeFlowStep),
+		csrfKey:      DeriveKey(opts.Secret, purposeCSRF),
+		guardKey:     GuardKey(opts.Secret),
+		secure:       iss.Scheme == "https",
+		phoneExample: strings.ReplaceAll(factors.ExampleNumber(opts.DefaultRegion), " ", "\u00a0"),
 	}
 	p.fconfig = &fosite.Config{
 		IDTokenIssuer:                   opts.Issuer,

@@ -63,6 +63,9 @@ type Page struct {
 	Action, ResendAction, ChangeURL string
 	// Phone is the number as typed, kept after an error.
 	Phone string
+	// PhoneExample is a national-format example in the default region
+	// ("06 12 34 56 78"); empty when numbers must carry their country code.
+	PhoneExample string
 	// PhoneMasked is the number shown on the code page ("+33 6 •• •• •• 78").
 	PhoneMasked string
 	// PhoneLocked says the relying party fixed the number.

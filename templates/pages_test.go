@@ -252,6 +252,18 @@ func TestPhonePage(t *testing.T) {
 	if len(findNodes(doc, func(n *html.Node) bool { v, _ := attrOf(n, "role"); return v == "alert" })) != 0 {
 		t.Error("alert shown without an error")
 	}
+
+	// The hint shows the national format when a default region makes it work.
+	if got, want := nodeText(nodeByID(doc, "phone-hint")), foldSpace(T("en", "phone.hint")); got != want {
+		t.Errorf("hint without a region = %q, want %q", got, want)
+	}
+	p.PhoneExample = "06 12 34 56 78"
+	for _, locale := range []string{"en", "fr"} {
+		_, doc = renderPage(t, "phone", locale, p)
+		if got := nodeText(nodeByID(doc, "phone-hint")); !strings.Contains(got, "06 12 34 56 78") {
+			t.Errorf("%s hint with a regional example = %q", locale, got)
+		}
+	}
 }
 
 func codeInputOf(t *testing.T, doc *html.Node) *html.Node {
