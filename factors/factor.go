@@ -22,7 +22,7 @@ type StartRequest struct {
 	IP       string // the user's address as the provider sees it, for per-IP limits ("" if unknown)
 }
 
-// ResendRequest asks a factor to send a new code for an open challenge.
+// ResendRequest asks a factor to send a code again for an open challenge.
 type ResendRequest struct {
 	ChallengeID string
 	Locale      string
@@ -55,7 +55,9 @@ type Factor interface {
 	AMR() []string
 	// Start opens a challenge and sends the first code.
 	Start(ctx context.Context, req StartRequest) (Challenge, error)
-	// Resend sends a new code for an open challenge; the previous code stops working.
+	// Resend sends a code again for an open challenge: the same code while
+	// it is valid where the factor can (smsotp), else a new one, and then the
+	// previous code stops working. It never restores the challenge's attempts.
 	Resend(ctx context.Context, req ResendRequest) (Challenge, error)
 	// Verify checks an answer. A correct answer consumes the challenge.
 	Verify(ctx context.Context, challengeID, answer string) (Result, error)

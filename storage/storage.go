@@ -182,12 +182,16 @@ type FlowStore interface {
 const ChallengeGrace = 10 * time.Minute
 
 // Challenge is one code sent to one phone number. CodeHash is a keyed hash of the
-// code computed by the factor; the store only compares hashes.
+// code computed by the factor; the store only compares hashes. SealedCode is
+// the code encrypted by the factor (under a key the store never sees), so that
+// a resend can text the same code again; it is opaque to the store, which
+// keeps it with the hash and never reads it.
 type Challenge struct {
 	ID          string    `json:"id"`
 	FlowID      string    `json:"flow_id"`
 	Phone       string    `json:"phone"` // E.164
 	CodeHash    []byte    `json:"code_hash"`
+	SealedCode  []byte    `json:"sealed_code,omitempty"`
 	ProviderRef string    `json:"provider_ref,omitempty"` // id at a delegated OTP provider, if any
 	Attempts    int       `json:"attempts"`               // wrong answers so far
 	MaxAttempts int       `json:"max_attempts"`
@@ -243,7 +247,7 @@ type ResendOutcome int
 
 // Resend outcomes.
 const (
-	ResendOK      ResendOutcome = iota + 1 // the new code hash replaced the old one
+	ResendOK      ResendOutcome = iota + 1 // the send is counted (and a new code stored, unless Resend.KeepCode)
 	ResendTooSoon                          // cooldown not over: ResendResult.RetryAfter
 	ResendTooMany                          // the challenge already sent MaxSends codes
 	ResendLocked                           // no attempts left: a new code is refused
@@ -263,13 +267,27 @@ func (o ResendOutcome) String() string {
 	return "unknown"
 }
 
-// Resend describes a new code for an existing challenge.
+// Resend describes one more send for an existing challenge: either of the
+// code it holds (KeepCode) or of a new one.
+//
+// Attempts are never reset: the budget of wrong answers covers the whole
+// challenge, whatever number of codes it sends, so asking for another SMS buys
+// an attacker no more guesses. A challenge whose attempts are exhausted is
+// locked and refuses every resend (ResendLocked).
 type Resend struct {
-	CodeHash  []byte        // hash of the new code; the old code stops working
-	Now       time.Time     // the caller's clock
-	Cooldown  time.Duration // minimum time since LastSentAt
-	MaxSends  int           // total codes allowed for this challenge, the first included
-	ExpiresAt time.Time     // the new code's validity
+	// KeepCode re-sends the current code: the store keeps the code hash,
+	// the sealed code, the provider ref, the attempt count and ExpiresAt,
+	// checks locked / too many / too soon and only counts the send (Sends,
+	// LastSentAt). CodeHash, SealedCode, ExpiresAt and ProviderRef are then
+	// ignored. The caller judges that the code is still valid; the store
+	// does not extend it.
+	KeepCode   bool
+	CodeHash   []byte        // hash of the new code; the old code stops working
+	SealedCode []byte        // the new code sealed by the factor; empty drops the old one
+	Now        time.Time     // the caller's clock
+	Cooldown   time.Duration // minimum time since LastSentAt
+	MaxSends   int           // total codes allowed for this challenge, the first included
+	ExpiresAt  time.Time     // the new code's validity (required unless KeepCode)
 	// ProviderRef is the new code's id at a delegated OTP provider, when it
 	// is known before the code is sent. It replaces the old id in the same
 	// atomic step; empty drops it, since it belonged to the code that stops
@@ -313,10 +331,12 @@ type ChallengeStore interface {
 	// It does not look at the code's expiry: the caller judged that when it
 	// counted the attempt.
 	ConsumeChallenge(ctx context.Context, id string) (Challenge, error)
-	// ResendChallenge atomically replaces the code hash (and the provider
-	// ref, see Resend.ProviderRef) when the cooldown is over, the send limit
-	// is not reached and the challenge is not locked; it counts the send and
-	// resets the attempt counter for the new code.
+	// ResendChallenge atomically counts one more send when the cooldown is
+	// over, the send limit is not reached and the challenge is not locked
+	// (checked in that order: locked, too many, too soon). With
+	// Resend.KeepCode nothing else changes; otherwise the code hash, sealed
+	// code, expiry and provider ref (see Resend.ProviderRef) are replaced.
+	// The attempt counter is never reset (see Resend).
 	ResendChallenge(ctx context.Context, id string, r Resend) (ResendResult, error)
 	// SetProviderRef records ref as the id at a delegated OTP provider of the
 	// code sent as send number send (Challenge.Sends after the

@@ -1,6 +1,7 @@
 // Package smsotp is the SMS one-time-code factor: it generates the codes itself
 // (crypto/rand, no modulo bias), keeps only a keyed hash of each code in a
-// storage.ChallengeStore, texts the code through an sms.Sender using the SMS
+// storage.ChallengeStore (with the code sealed under a key derived from the
+// hash key, so that a resend can text the same code again), texts the code through an sms.Sender using the SMS
 // texts in templates, and checks answers with the store's atomic verification
 // (lifetime, attempt limit, single use).
 //
@@ -12,6 +13,9 @@ package smsotp
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -49,10 +53,10 @@ const MinHashKeyLength = 32
 type Options struct {
 	CodeLength     int           // digits per code, 4–10 (6)
 	TTL            time.Duration // lifetime of each code, 1m–1h (5m)
-	MaxAttempts    int           // wrong answers allowed per code, 1–20 (5)
+	MaxAttempts    int           // wrong answers allowed per challenge, resends included, 1–20 (5)
 	ResendCooldown time.Duration // minimum time between two codes, 1s–10m and below TTL (30s)
 	MaxResends     int           // new codes allowed after the first, 1–10 (3)
-	HashKey        []byte        // HMAC key for code hashes, at least MinHashKeyLength bytes
+	HashKey        []byte        // HMAC key for code hashes (and, through HKDF, of the sealed codes), at least MinHashKeyLength bytes
 	Origin         string        // issuer host for the SMS origin line: "login.example.com", "localhost:8080"
 	Policy         factors.PhonePolicy
 	Now            func() time.Time // time.Now
@@ -64,7 +68,11 @@ type Factor struct {
 	store  storage.ChallengeStore
 	sender sms.Sender
 	opts   Options
+	seal   cipher.AEAD // AES-256-GCM under sealKey(HashKey)
 }
+
+// sealInfo is the HKDF info that derives the code-sealing key from HashKey.
+const sealInfo = "otpgate sms code seal v1"
 
 var _ factors.Factor = (*Factor)(nil)
 
@@ -83,7 +91,30 @@ func New(store storage.ChallengeStore, sender sms.Sender, opts Options) (*Factor
 		return nil, err
 	}
 	opts.HashKey = append([]byte(nil), opts.HashKey...)
-	return &Factor{store: store, sender: sender, opts: opts}, nil
+	aead, err := newSeal(opts.HashKey)
+	if err != nil {
+		return nil, err
+	}
+	return &Factor{store: store, sender: sender, opts: opts, seal: aead}, nil
+}
+
+// newSeal returns AES-256-GCM under a key derived from hashKey with
+// HKDF-SHA256 (info sealInfo): no option of its own, and a key distinct from
+// the HMAC key of the code hashes.
+func newSeal(hashKey []byte) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, hashKey, nil, sealInfo, 32)
+	if err != nil {
+		return nil, fmt.Errorf("smsotp: derive seal key: %w", err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("smsotp: seal cipher: %w", err)
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, fmt.Errorf("smsotp: seal cipher: %w", err)
+	}
+	return aead, nil
 }
 
 func withDefaults(o Options) Options {
@@ -183,7 +214,11 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 	if err != nil {
 		return factors.Challenge{}, err
 	}
-	body, err := f.render(req.Locale, code)
+	body, err := f.render(req.Locale, code, f.opts.TTL)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	sealed, err := f.sealCode(id, code)
 	if err != nil {
 		return factors.Challenge{}, err
 	}
@@ -193,6 +228,7 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 		FlowID:      req.FlowID,
 		Phone:       phone.E164,
 		CodeHash:    f.hash(id, code),
+		SealedCode:  sealed,
 		MaxAttempts: f.opts.MaxAttempts,
 		Sends:       1,
 		LastSentAt:  now,
@@ -214,32 +250,60 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 	return f.challenge(c), nil
 }
 
-// Resend texts a new code for an open challenge; the previous code stops
-// working and the attempt counter starts again. Errors: factors.ErrNotFound,
+// Resend texts the challenge's code again while it is valid (for at least
+// another minute, so that the SMS can say so), else a new code, which
+// replaces the old one. Either way the attempt counter goes on where it was:
+// asking for another SMS never buys more guesses. Errors: factors.ErrNotFound,
 // *factors.RateLimitedError (cooldown), factors.ErrTooManyResends,
 // factors.ErrTooManyAttempts (locked), *factors.DeliveryError. After a delivery
 // failure the challenge stays open and the send counts, so a broken provider
 // cannot be used to bypass the resend limit.
+//
+// The code read here is the one the store keeps: only a successful resend
+// changes a challenge's code, and it starts the cooldown, so a racing resend
+// that read the same record is refused (too soon) rather than texting a code
+// that is no longer current.
 func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors.Challenge, error) {
 	if !plausibleID(req.ChallengeID) {
 		return factors.Challenge{}, factors.ErrNotFound
 	}
-	code, err := generateCode(f.opts.Rand, f.opts.CodeLength)
-	if err != nil {
-		return factors.Challenge{}, err
+	cur, err := f.store.GetChallenge(ctx, req.ChallengeID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return factors.Challenge{}, factors.ErrNotFound
 	}
-	body, err := f.render(req.Locale, code)
 	if err != nil {
-		return factors.Challenge{}, err
+		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: %w", err)
 	}
 	now := f.opts.Now()
-	res, err := f.store.ResendChallenge(ctx, req.ChallengeID, storage.Resend{
-		CodeHash:  f.hash(req.ChallengeID, code),
-		Now:       now,
-		Cooldown:  f.opts.ResendCooldown,
-		MaxSends:  1 + f.opts.MaxResends,
-		ExpiresAt: now.Add(f.opts.TTL),
-	})
+	r := storage.Resend{
+		Now:      now,
+		Cooldown: f.opts.ResendCooldown,
+		MaxSends: 1 + f.opts.MaxResends,
+	}
+	var code string
+	validFor := cur.ExpiresAt.Sub(now)
+	if validFor >= time.Minute {
+		if c, ok := f.unsealCode(req.ChallengeID, cur.SealedCode); ok {
+			code, r.KeepCode = c, true
+		}
+	}
+	if !r.KeepCode {
+		// Expired (or about to), or sealed under another key: a new code.
+		if code, err = generateCode(f.opts.Rand, f.opts.CodeLength); err != nil {
+			return factors.Challenge{}, err
+		}
+		if r.SealedCode, err = f.sealCode(req.ChallengeID, code); err != nil {
+			return factors.Challenge{}, err
+		}
+		r.CodeHash = f.hash(req.ChallengeID, code)
+		r.ExpiresAt = now.Add(f.opts.TTL)
+		validFor = f.opts.TTL
+	}
+	body, err := f.render(req.Locale, code, validFor)
+	if err != nil {
+		return factors.Challenge{}, err
+	}
+	res, err := f.store.ResendChallenge(ctx, req.ChallengeID, r)
 	if errors.Is(err, storage.ErrNotFound) {
 		return factors.Challenge{}, factors.ErrNotFound
 	}
@@ -323,11 +387,12 @@ func normalizeAnswer(answer string, n int) (string, bool) {
 	return b.String(), true
 }
 
-func (f *Factor) render(locale, code string) (string, error) {
+// render writes the SMS for code, which stays valid for validFor.
+func (f *Factor) render(locale, code string, validFor time.Duration) (string, error) {
 	body, err := templates.SMS(locale, templates.SMSData{
 		Code:       code,
 		Origin:     f.opts.Origin,
-		TTLMinutes: int(f.opts.TTL / time.Minute), // rounded down: never promise more time than there is
+		TTLMinutes: int(validFor / time.Minute), // rounded down: never promise more time than there is
 	})
 	if err != nil {
 		return "", fmt.Errorf("smsotp: render sms: %w", err)
@@ -355,6 +420,35 @@ func (f *Factor) hash(challengeID, code string) []byte {
 	mac.Write([]byte{0})
 	mac.Write([]byte(code))
 	return mac.Sum(nil)
+}
+
+// sealCode encrypts code for the challenge record with AES-256-GCM, the
+// challenge id as additional data (a sealed code copied to another record
+// does not open): nonce ‖ ciphertext ‖ tag. The nonce is random from
+// crypto/rand, whatever Options.Rand is, so that a fixed test source never
+// repeats a nonce under the key.
+func (f *Factor) sealCode(challengeID, code string) ([]byte, error) {
+	nonce := make([]byte, f.seal.NonceSize(), f.seal.NonceSize()+len(code)+f.seal.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, fmt.Errorf("smsotp: seal code: %w", err)
+	}
+	return f.seal.Seal(nonce, nonce, []byte(code), []byte(challengeID)), nil
+}
+
+// unsealCode opens a sealed code; false when it does not open (absent,
+// tampered with, sealed under another hash key or for another challenge) or
+// is not a code of the configured length.
+func (f *Factor) unsealCode(challengeID string, sealed []byte) (string, bool) {
+	n := f.seal.NonceSize()
+	if len(sealed) < n+f.seal.Overhead() {
+		return "", false
+	}
+	plain, err := f.seal.Open(nil, sealed[:n], sealed[n:], []byte(challengeID))
+	if err != nil {
+		return "", false
+	}
+	code, ok := normalizeAnswer(string(plain), f.opts.CodeLength)
+	return code, ok && code == string(plain)
 }
 
 // plausibleID rejects ids this factor cannot have issued before they reach the

@@ -3,6 +3,9 @@ package smsotp_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -271,7 +274,7 @@ func TestStoredChallengeNeverHoldsTheCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, form := range [][]byte{j, fmt.Appendf(nil, "%#v", stored), stored.CodeHash} {
+	for _, form := range [][]byte{j, fmt.Appendf(nil, "%#v", stored), stored.CodeHash, stored.SealedCode} {
 		if bytes.Contains(form, []byte(code)) {
 			t.Errorf("stored challenge contains the code in clear: %s", form)
 		}
@@ -287,6 +290,30 @@ func TestStoredChallengeNeverHoldsTheCode(t *testing.T) {
 	}
 	if bytes.Equal(stored.CodeHash, mac("other", code)) {
 		t.Error("CodeHash is not bound to the challenge id")
+	}
+	// SealedCode is AES-256-GCM under HKDF-SHA256(HashKey, "otpgate sms code
+	// seal v1"), nonce ‖ ciphertext ‖ tag, bound to the challenge id.
+	key, err := hkdf.Key(sha256.New, hashKey, nil, "otpgate sms code seal v1", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := gcm.NonceSize()
+	if len(stored.SealedCode) != ns+len(code)+gcm.Overhead() {
+		t.Fatalf("sealed code of %d bytes, want %d", len(stored.SealedCode), ns+len(code)+gcm.Overhead())
+	}
+	if plain, err := gcm.Open(nil, stored.SealedCode[:ns], stored.SealedCode[ns:], []byte(c.ID)); err != nil || string(plain) != code {
+		t.Errorf("sealed code does not open to the code under the derived key: %v", err)
+	}
+	if _, err := gcm.Open(nil, stored.SealedCode[:ns], stored.SealedCode[ns:], []byte("other")); err == nil {
+		t.Error("sealed code is not bound to the challenge id")
 	}
 	unkeyed := sha256.Sum256([]byte(code))
 	if bytes.Equal(stored.CodeHash, unkeyed[:]) {
@@ -345,7 +372,7 @@ func TestExpired(t *testing.T) {
 	}
 }
 
-func TestResendCooldownThenNewCode(t *testing.T) {
+func TestResendCooldownThenSameCode(t *testing.T) {
 	e := newEnv(t, nil, smsotp.Options{})
 	ctx := context.Background()
 	c := e.start(t)
@@ -371,37 +398,67 @@ func TestResendCooldownThenNewCode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Resend after the cooldown: %v", err)
 	}
-	want := factors.Challenge{ID: c.ID, Phone: phone, ExpiresAt: now.Add(5 * time.Minute), ResendAt: now.Add(30 * time.Second), ResendsLeft: 2, AttemptsLeft: 5}
+	// The code and its expiry are the first send's; only the send is counted.
+	want := factors.Challenge{ID: c.ID, Phone: phone, ExpiresAt: c.ExpiresAt, ResendAt: now.Add(30 * time.Second), ResendsLeft: 2, AttemptsLeft: 5}
 	if c2 != want {
 		t.Errorf("Resend = %+v, want %+v", c2, want)
 	}
-	m, newCode := e.lastSMS(t)
+	m, code := e.lastSMS(t)
 	if m.To != phone || m.Locale != "fr" || !strings.Contains(m.Body, "est votre code") {
 		t.Errorf("resent message = %+v", m)
 	}
-	if newCode == oldCode {
-		t.Fatalf("resend reused the code %s", oldCode)
+	if code != oldCode {
+		t.Fatalf("resend within the validity texted %s, want the same code %s", code, oldCode)
 	}
-	_, err = e.f.Verify(ctx, c.ID, oldCode)
-	var ic *factors.InvalidCodeError
-	if !errors.As(err, &ic) {
-		t.Errorf("old code after resend: err = %v, want InvalidCodeError", err)
+	// 4m30s left: the SMS promises whole minutes only.
+	if !strings.Contains(m.Body, "expire dans 4 minutes") {
+		t.Errorf("resent message does not give the time left: %q", m.Body)
 	}
-	if _, err := e.f.Verify(ctx, c.ID, newCode); err != nil {
-		t.Errorf("new code: %v", err)
+	if n := e.outboxLen(t); n != 2 {
+		t.Fatalf("%d SMS in the outbox, want 2", n)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, code); err != nil {
+		t.Errorf("the resent code: %v", err)
 	}
 }
 
-func TestResendResetsAttempts(t *testing.T) {
-	e := newEnv(t, nil, smsotp.Options{MaxAttempts: 2})
+// A resend never resets the attempts: wrong answers before and after it count
+// down one budget.
+func TestResendKeepsAttempts(t *testing.T) {
+	e := newEnv(t, nil, smsotp.Options{MaxAttempts: 3})
+	ctx := context.Background()
 	c := e.start(t)
-	if _, err := e.f.Verify(context.Background(), c.ID, "x"); err == nil {
-		t.Fatal("wrong answer accepted")
+	_, code := e.lastSMS(t)
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1000000)
+	var ic *factors.InvalidCodeError
+	if _, err := e.f.Verify(ctx, c.ID, wrong); !errors.As(err, &ic) || ic.Remaining != 2 {
+		t.Fatalf("first wrong answer: %v, want 2 remaining", err)
 	}
 	e.clock.Advance(30 * time.Second)
-	c2, err := e.f.Resend(context.Background(), factors.ResendRequest{ChallengeID: c.ID})
+	c2, err := e.f.Resend(ctx, factors.ResendRequest{ChallengeID: c.ID})
 	if err != nil || c2.AttemptsLeft != 2 {
 		t.Fatalf("Resend = %+v, %v; want AttemptsLeft 2", c2, err)
+	}
+	if _, resent := e.lastSMS(t); resent != code {
+		t.Fatalf("resend within the validity texted %s, want %s", resent, code)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, wrong); !errors.As(err, &ic) || ic.Remaining != 1 {
+		t.Fatalf("wrong answer after the resend: %v, want 1 remaining", err)
+	}
+	e.clock.Advance(30 * time.Second)
+	c3, err := e.f.Resend(ctx, factors.ResendRequest{ChallengeID: c.ID})
+	if err != nil || c3.AttemptsLeft != 1 {
+		t.Fatalf("second Resend = %+v, %v; want AttemptsLeft 1", c3, err)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, wrong); !errors.Is(err, factors.ErrTooManyAttempts) {
+		t.Fatalf("last wrong answer: %v, want ErrTooManyAttempts", err)
+	}
+	e.clock.Advance(30 * time.Second)
+	if _, err := e.f.Resend(ctx, factors.ResendRequest{ChallengeID: c.ID}); !errors.Is(err, factors.ErrTooManyAttempts) {
+		t.Errorf("Resend of a locked challenge: %v, want ErrTooManyAttempts", err)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, code); !errors.Is(err, factors.ErrTooManyAttempts) {
+		t.Errorf("right code on a locked challenge: %v, want ErrTooManyAttempts", err)
 	}
 }
 
@@ -432,14 +489,71 @@ func TestResendLimit(t *testing.T) {
 
 func TestResendAfterExpiryRenewsTheCode(t *testing.T) {
 	e := newEnv(t, nil, smsotp.Options{})
+	ctx := context.Background()
 	c := e.start(t)
+	_, oldCode := e.lastSMS(t)
+	wrong := fmt.Sprintf("%06d", (atoi(oldCode)+1)%1000000)
+	var ic *factors.InvalidCodeError
+	if _, err := e.f.Verify(ctx, c.ID, wrong); !errors.As(err, &ic) || ic.Remaining != 4 {
+		t.Fatalf("wrong answer: %v, want 4 remaining", err)
+	}
 	e.clock.Advance(6 * time.Minute)
-	if _, err := e.f.Resend(context.Background(), factors.ResendRequest{ChallengeID: c.ID}); err != nil {
+	now := e.clock.Now()
+	c2, err := e.f.Resend(ctx, factors.ResendRequest{ChallengeID: c.ID})
+	if err != nil {
 		t.Fatalf("Resend after expiry: %v", err)
 	}
-	_, code := e.lastSMS(t)
-	if _, err := e.f.Verify(context.Background(), c.ID, code); err != nil {
+	if !c2.ExpiresAt.Equal(now.Add(5*time.Minute)) || c2.AttemptsLeft != 4 {
+		t.Errorf("Resend = %+v; want a new 5-minute code and the 4 attempts left", c2)
+	}
+	m, code := e.lastSMS(t)
+	if code == oldCode {
+		t.Fatalf("resend after expiry texted the expired code %s", code)
+	}
+	if !strings.Contains(m.Body, "expires in 5 minutes") {
+		t.Errorf("renewed code message: %q", m.Body)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, oldCode); !errors.As(err, &ic) || ic.Remaining != 3 {
+		t.Errorf("expired code after the renewal: %v, want InvalidCodeError{Remaining: 3}", err)
+	}
+	if _, err := e.f.Verify(ctx, c.ID, code); err != nil {
 		t.Errorf("Verify renewed code: %v", err)
+	}
+}
+
+// Less than a minute before its expiry a code is not worth re-sending (the SMS
+// could not promise a whole minute): a new one goes out.
+func TestResendNearExpiryRenewsTheCode(t *testing.T) {
+	e := newEnv(t, nil, smsotp.Options{})
+	c := e.start(t)
+	_, oldCode := e.lastSMS(t)
+	e.clock.Advance(4*time.Minute + 30*time.Second)
+	c2, err := e.f.Resend(context.Background(), factors.ResendRequest{ChallengeID: c.ID})
+	if err != nil || !c2.ExpiresAt.After(c.ExpiresAt) {
+		t.Fatalf("Resend 30s before expiry = %+v, %v; want a new code", c2, err)
+	}
+	if _, code := e.lastSMS(t); code == oldCode {
+		t.Errorf("resend 30s before expiry texted the old code")
+	}
+}
+
+// A sealed code that does not open (another hash key, or copied from another
+// challenge) is never texted: the resend falls back to a new code.
+func TestResendWithUnopenableSealRenewsTheCode(t *testing.T) {
+	e := newEnv(t, nil, smsotp.Options{})
+	c := e.start(t)
+	_, oldCode := e.lastSMS(t)
+	other, err := smsotp.New(e.store, sms.NewOutbox(e.store, 50, e.clock.Now), smsotp.Options{
+		HashKey: bytes.Repeat([]byte("o"), 32), Origin: origin, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(30 * time.Second)
+	if _, err := other.Resend(context.Background(), factors.ResendRequest{ChallengeID: c.ID}); err != nil {
+		t.Fatalf("Resend under another key: %v", err)
+	}
+	if _, code := e.lastSMS(t); code == oldCode {
+		t.Errorf("a factor with another key texted the code sealed under the first")
 	}
 }
 

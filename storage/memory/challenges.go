@@ -118,16 +118,18 @@ func verifyResult(o storage.VerifyOutcome, c storage.Challenge) storage.VerifyRe
 	}
 }
 
-// ResendChallenge replaces the code as documented on storage.ChallengeStore.
-// The checks run in this order: locked, too many sends, too soon. A resend is
-// allowed after the code expired, during the record's grace period; the record
-// then lives until r.ExpiresAt + storage.ChallengeGrace.
+// ResendChallenge counts a send, keeping or replacing the code, as documented
+// on storage.ChallengeStore; attempts are never reset. The checks run in this
+// order: locked, too many sends, too soon. A resend of a new code is allowed
+// after the code expired, during the record's grace period; the record then
+// lives until r.ExpiresAt + storage.ChallengeGrace. With r.KeepCode the
+// expiry, and so the record's lifetime, are unchanged.
 func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend) (storage.ResendResult, error) {
 	if err := s.lock(ctx); err != nil {
 		return storage.ResendResult{}, fmt.Errorf("memory: resend challenge %s: %w", id, err)
 	}
 	defer s.mu.Unlock()
-	if r.ExpiresAt.IsZero() {
+	if !r.KeepCode && r.ExpiresAt.IsZero() {
 		return storage.ResendResult{}, fmt.Errorf("memory: resend challenge %s: %w", id, errMissingExpiry)
 	}
 	c, ok := s.challenge(id)
@@ -148,12 +150,14 @@ func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend
 		result.RetryAfter = r.Cooldown - since
 		return result, nil
 	}
-	c.CodeHash = slices.Clone(r.CodeHash)
-	c.ProviderRef = r.ProviderRef
+	if !r.KeepCode {
+		c.CodeHash = slices.Clone(r.CodeHash)
+		c.SealedCode = slices.Clone(r.SealedCode)
+		c.ProviderRef = r.ProviderRef
+		c.ExpiresAt = r.ExpiresAt
+	}
 	c.Sends++
 	c.LastSentAt = r.Now
-	c.Attempts = 0
-	c.ExpiresAt = r.ExpiresAt
 	s.challenges[id] = c
 	return storage.ResendResult{Outcome: storage.ResendOK, Challenge: cloneChallenge(c)}, nil
 }
@@ -212,5 +216,6 @@ func challengeExpiresAt(c storage.Challenge) time.Time {
 
 func cloneChallenge(c storage.Challenge) storage.Challenge {
 	c.CodeHash = slices.Clone(c.CodeHash)
+	c.SealedCode = slices.Clone(c.SealedCode)
 	return c
 }

@@ -377,7 +377,7 @@ func TestResendChallenge(t *testing.T) {
 				}
 				return
 			}
-			if !bytes.Equal(stored.CodeHash, r.CodeHash) || stored.Sends != c.Sends+1 || stored.Attempts != 0 ||
+			if !bytes.Equal(stored.CodeHash, r.CodeHash) || stored.Sends != c.Sends+1 || stored.Attempts != c.Attempts ||
 				!stored.LastSentAt.Equal(r.Now) || !stored.ExpiresAt.Equal(r.ExpiresAt) {
 				t.Fatalf("after resend: %+v", stored)
 			}

@@ -15,12 +15,13 @@ import (
 // without decoding anything. The id is the key; the code hash is stored as raw
 // bytes and times as Unix milliseconds (so challenge times are kept to the
 // millisecond), which keeps a pending challenge at about 280 bytes of Redis
-// memory (MEMORY USAGE, default prefix, 22-character ids). ProviderRef is
-// omitted when empty.
+// memory (MEMORY USAGE, default prefix, 22-character ids), about 360 with a
+// ProviderRef and a sealed 10-digit code. ProviderRef and SealedCode are omitted when empty.
 const (
 	fFlow    = "flow"
 	fPhone   = "phone"
 	fHash    = "hash"
+	fSeal    = "seal"
 	fRef     = "ref"
 	fAtt     = "att"
 	fMax     = "max"
@@ -125,12 +126,16 @@ end
 return 1
 `)
 
-// resendChallenge replaces the code hash if the challenge is not locked, the send
-// limit is not reached and the cooldown is over, checked in that order (the
-// lasting refusals before the passing one).
+// resendChallenge counts a send if the challenge is not locked, the send limit
+// is not reached and the cooldown is over, checked in that order (the lasting
+// refusals before the passing one). Unless it keeps the code, it replaces the
+// code hash, sealed code, expiry and provider ref. It never resets the
+// attempt counter.
 // KEYS[1] challenge; ARGV[1] new hash, ARGV[2] now ms, ARGV[3] cooldown ms,
 // ARGV[4] max sends, ARGV[5] new code expiry ms, ARGV[6] record PEXPIREAT ms,
-// ARGV[7] new provider ref ("" removes the old one).
+// ARGV[7] new provider ref ("" removes the old one), ARGV[8] new sealed code
+// ("" removes the old one), ARGV[9] "1" to keep the code (ARGV[1], [5]–[8]
+// are then ignored).
 // Returns false when absent, else {outcome, fields…} with the fields after the
 // call; the caller computes RetryAfter from them at full precision.
 var resendChallenge = goredis.NewScript(`
@@ -145,12 +150,19 @@ elseif sends >= tonumber(ARGV[4]) then
   outcome = 3
 elseif now < last + tonumber(ARGV[3]) then
   outcome = 2
+elseif ARGV[9] == '1' then
+  redis.call('HSET', KEYS[1], 'sends', sends + 1, 'last', ARGV[2])
 else
-  redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'att', 0, 'sends', sends + 1, 'last', ARGV[2], 'exp', ARGV[5])
+  redis.call('HSET', KEYS[1], 'hash', ARGV[1], 'sends', sends + 1, 'last', ARGV[2], 'exp', ARGV[5])
   if ARGV[7] == '' then
     redis.call('HDEL', KEYS[1], 'ref')
   else
     redis.call('HSET', KEYS[1], 'ref', ARGV[7])
+  end
+  if ARGV[8] == '' then
+    redis.call('HDEL', KEYS[1], 'seal')
+  else
+    redis.call('HSET', KEYS[1], 'seal', ARGV[8])
   end
   redis.call('PEXPIREAT', KEYS[1], ARGV[6])
 end
@@ -180,6 +192,9 @@ func (s *Store) CreateChallenge(ctx context.Context, c storage.Challenge) error 
 	}
 	if c.ProviderRef != "" {
 		args = append(args, fRef, c.ProviderRef)
+	}
+	if len(c.SealedCode) > 0 {
+		args = append(args, fSeal, c.SealedCode)
 	}
 	created, err := s.runScript(ctx, createChallenge, []string{s.challengeKey(c.ID)}, args...).Int()
 	if err != nil {
@@ -263,17 +278,24 @@ func (s *Store) SetProviderRef(ctx context.Context, id string, send int, ref str
 	return nil
 }
 
-// ResendChallenge replaces the code hash in one script call; see
-// storage.ChallengeStore. Refusals are checked in the order locked, too many
-// sends, too soon.
+// ResendChallenge counts a send, keeping or replacing the code, in one script
+// call; see storage.ChallengeStore. Refusals are checked in the order locked,
+// too many sends, too soon. Attempts are never reset.
 func (s *Store) ResendChallenge(ctx context.Context, id string, r storage.Resend) (storage.ResendResult, error) {
-	if r.ExpiresAt.IsZero() {
-		return storage.ResendResult{}, fmt.Errorf("redis: resend challenge %s: expires_at is not set", id)
+	keep, hash, sealed, ref := "0", r.CodeHash, r.SealedCode, r.ProviderRef
+	var exp, until int64
+	if r.KeepCode {
+		keep, hash, sealed, ref = "1", nil, nil, ""
+	} else {
+		if r.ExpiresAt.IsZero() {
+			return storage.ResendResult{}, fmt.Errorf("redis: resend challenge %s: expires_at is not set", id)
+		}
+		exp = ms(r.ExpiresAt)
+		until, _ = expiryArg(r.ExpiresAt.Add(storage.ChallengeGrace))
 	}
-	until, _ := expiryArg(r.ExpiresAt.Add(storage.ChallengeGrace))
 	cooldown := (r.Cooldown + time.Millisecond - 1).Milliseconds() // never shorter than asked
 	res, err := s.runScript(ctx, resendChallenge, []string{s.challengeKey(id)},
-		r.CodeHash, ms(r.Now), cooldown, r.MaxSends, ms(r.ExpiresAt), until, r.ProviderRef).Slice()
+		hash, ms(r.Now), cooldown, r.MaxSends, exp, until, ref, sealed, keep).Slice()
 	if err != nil {
 		return storage.ResendResult{}, fail(err, "resend challenge %s", id)
 	}
@@ -331,6 +353,9 @@ func challengeFromMap(id string, m map[string]string) (storage.Challenge, error)
 		Phone:       m[fPhone],
 		CodeHash:    []byte(m[fHash]),
 		ProviderRef: m[fRef],
+	}
+	if v := m[fSeal]; v != "" {
+		c.SealedCode = []byte(v)
 	}
 	var att, max, sends, last, exp, created int64
 	for _, f := range []struct {

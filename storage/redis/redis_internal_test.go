@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"context"
 	cryptorand "crypto/rand"
 	"crypto/sha256"
@@ -338,6 +339,13 @@ func TestRoundTrips(t *testing.T) {
 			_, err := s.ResendChallenge(ctx, c.ID, storage.Resend{CodeHash: hash("1"), Now: now.Add(time.Minute), MaxSends: 3, ExpiresAt: now.Add(time.Hour)})
 			return err
 		}},
+		{"ResendChallengeSameCode", 1, func() error {
+			c := challenge(now)
+			must(t, s.CreateChallenge(ctx, c))
+			rt.n.Store(0)
+			_, err := s.ResendChallenge(ctx, c.ID, storage.Resend{KeepCode: true, Now: now.Add(time.Minute), MaxSends: 3})
+			return err
+		}},
 		{"Allow", 1, func() error { _, _, err := s.Allow(ctx, "rt", 100, time.Minute); return err }},
 		{"CreateToken", 2, func() error {
 			return s.CreateToken(ctx, storage.Token{Kind: storage.KindAccessToken, Signature: id("sig"), RequestID: req, Active: true, ExpiresAt: now.Add(time.Hour)})
@@ -505,6 +513,7 @@ func TestChallengeMemory(t *testing.T) {
 	c.ID = "Vx3kq9ZyW1mQf7tR2bN8cA" // 128 bits in base64url, like otpgate's ids
 	c.FlowID = "p0L4sD8fG2hJ6kZ1xC5vBn"
 	c.ProviderRef = "orange-3f9a2c71"
+	c.SealedCode = bytes.Repeat([]byte{0xa5}, 12+10+16) // AES-GCM nonce, a 10-digit code (the longest), tag
 	must(t, s.CreateChallenge(ctx, c))
 	n, err := client.MemoryUsage(ctx, s.challengeKey(c.ID), 0).Result()
 	must(t, err)

@@ -22,6 +22,7 @@ func newChallenge(t0 time.Time) storage.Challenge {
 		FlowID:      newID("flow"),
 		Phone:       "+33612345678",
 		CodeHash:    codeHash(rightCode),
+		SealedCode:  sealed(rightCode),
 		ProviderRef: newID("ref"),
 		MaxAttempts: maxAttempts,
 		Sends:       1,
@@ -29,6 +30,14 @@ func newChallenge(t0 time.Time) storage.Challenge {
 		ExpiresAt:   t0.Add(codeTTL),
 		CreatedAt:   t0,
 	}
+}
+
+// sealed stands for a code sealed by a factor: opaque bytes of the size
+// AES-GCM gives (12-byte nonce, code, 16-byte tag), the store keeps them as
+// they are. Not the code in clear: a nonce-like prefix and a tag-like suffix.
+func sealed(code string) []byte {
+	h := codeHash("seal" + code)
+	return append(append(h[:12:12], []byte(code)...), h[12:28]...)
 }
 
 // createChallenge stores a challenge sent at t0 after applying edit (may be nil).
@@ -137,7 +146,7 @@ func testChallenges(t *testing.T, s storage.Store) {
 				must(t, err)
 			}
 			at := t0.Add(c.after)
-			r := storage.Resend{CodeHash: codeHash(newCode), Now: at, Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(codeTTL)}
+			r := storage.Resend{CodeHash: codeHash(newCode), SealedCode: sealed(newCode), Now: at, Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(codeTTL)}
 			res, err := s.ResendChallenge(t.Context(), ch.ID, r)
 			must(t, err)
 			if res.Outcome != c.want || res.RetryAfter != c.retry {
@@ -145,17 +154,87 @@ func testChallenges(t *testing.T, s storage.Store) {
 			}
 			if c.want == storage.ResendOK {
 				got := res.Challenge
-				if got.Sends != 2 || got.Attempts != 0 || !got.LastSentAt.Equal(at) || !got.ExpiresAt.Equal(r.ExpiresAt) {
-					t.Fatalf("after resend: sends %d attempts %d last sent %v expires %v, want 2, 0, %v, %v",
-						got.Sends, got.Attempts, got.LastSentAt, got.ExpiresAt, at, r.ExpiresAt)
+				// The attempts are not reset: the budget covers the challenge.
+				if got.Sends != 2 || got.Attempts != c.wrong || !got.LastSentAt.Equal(at) || !got.ExpiresAt.Equal(r.ExpiresAt) ||
+					string(got.SealedCode) != string(r.SealedCode) {
+					t.Fatalf("after resend: sends %d attempts %d last sent %v expires %v sealed %x, want 2, %d, %v, %v, %x",
+						got.Sends, got.Attempts, got.LastSentAt, got.ExpiresAt, got.SealedCode, c.wrong, at, r.ExpiresAt, r.SealedCode)
 				}
-				verify(t, s, ch.ID, rightCode, at, storage.VerifyWrongCode, maxAttempts-1) // the old code stopped working
+				verify(t, s, ch.ID, rightCode, at, storage.VerifyWrongCode, maxAttempts-c.wrong-1) // the old code stopped working
 			}
 			if c.codeAfter != "" {
 				verify(t, s, ch.ID, c.codeAfter, at, storage.VerifyOK, 0)
 			}
 		})
 	}
+
+	// A resend while the code is valid texts the same code again: the store
+	// counts the send and keeps everything else.
+	t.Run("ResendSameCodeKeepsAttemptsAndExpiry", func(t *testing.T) {
+		t.Parallel()
+		ch := createChallenge(t, s, t0, nil)
+		verify(t, s, ch.ID, wrongCode, during, storage.VerifyWrongCode, maxAttempts-1)
+		verify(t, s, ch.ID, wrongCode, during, storage.VerifyWrongCode, maxAttempts-2)
+		at := t0.Add(cooldown + time.Second)
+		// The code fields of the request are ignored when the code is kept.
+		r := storage.Resend{KeepCode: true, CodeHash: codeHash(newCode), SealedCode: sealed(newCode), ProviderRef: "ignored",
+			Now: at, Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(codeTTL)}
+		res, err := s.ResendChallenge(t.Context(), ch.ID, r)
+		must(t, err)
+		if res.Outcome != storage.ResendOK {
+			t.Fatalf("resend of the same code: %v", res.Outcome)
+		}
+		want := ch
+		want.Attempts, want.Sends, want.LastSentAt = 2, 2, at
+		equal(t, res.Challenge, want)
+		got, err := s.GetChallenge(t.Context(), ch.ID)
+		must(t, err)
+		equal(t, got, want)
+		// Refusals are the same as for a new code: too soon, then too many.
+		res, err = s.ResendChallenge(t.Context(), ch.ID, storage.Resend{KeepCode: true, Now: at.Add(time.Second), Cooldown: cooldown, MaxSends: 3})
+		must(t, err)
+		if res.Outcome != storage.ResendTooSoon || res.RetryAfter != cooldown-time.Second {
+			t.Fatalf("second resend within the cooldown: %v retry after %v", res.Outcome, res.RetryAfter)
+		}
+		res, err = s.ResendChallenge(t.Context(), ch.ID, storage.Resend{KeepCode: true, Now: at.Add(cooldown), Cooldown: cooldown, MaxSends: 2})
+		must(t, err)
+		if res.Outcome != storage.ResendTooMany {
+			t.Fatalf("resend past the limit: %v", res.Outcome)
+		}
+		verify(t, s, ch.ID, wrongCode, at, storage.VerifyWrongCode, maxAttempts-3) // still counting down
+		verify(t, s, ch.ID, newCode, at, storage.VerifyWrongCode, maxAttempts-4)   // the ignored hash was not stored
+		verify(t, s, ch.ID, rightCode, at, storage.VerifyOK, 0)
+	})
+
+	// After the code expired a resend brings a new code and a new expiry, but
+	// not a new budget of attempts.
+	t.Run("ResendNewCodeAfterExpiryKeepsAttempts", func(t *testing.T) {
+		t.Parallel()
+		ch := createChallenge(t, s, t0, nil)
+		for _, remaining := range []int{4, 3, 2} {
+			verify(t, s, ch.ID, wrongCode, during, storage.VerifyWrongCode, remaining)
+		}
+		at := ch.ExpiresAt.Add(time.Second)
+		verify(t, s, ch.ID, rightCode, at, storage.VerifyExpired, 0)
+		r := storage.Resend{CodeHash: codeHash(newCode), SealedCode: sealed(newCode), Now: at, Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(codeTTL)}
+		res, err := s.ResendChallenge(t.Context(), ch.ID, r)
+		must(t, err)
+		if res.Outcome != storage.ResendOK {
+			t.Fatalf("resend after expiry: %v", res.Outcome)
+		}
+		want := ch
+		want.CodeHash, want.SealedCode, want.ProviderRef = r.CodeHash, r.SealedCode, ""
+		want.Attempts, want.Sends, want.LastSentAt, want.ExpiresAt = 3, 2, at, r.ExpiresAt
+		equal(t, res.Challenge, want)
+		verify(t, s, ch.ID, rightCode, at, storage.VerifyWrongCode, 1) // the old code stopped working
+		verify(t, s, ch.ID, wrongCode, at, storage.VerifyLocked, 0)    // the budget ran out across both codes
+		verify(t, s, ch.ID, newCode, at, storage.VerifyLocked, 0)
+		res, err = s.ResendChallenge(t.Context(), ch.ID, storage.Resend{CodeHash: codeHash("222222"), Now: at.Add(time.Hour), Cooldown: cooldown, MaxSends: 3, ExpiresAt: at.Add(time.Hour + codeTTL)})
+		must(t, err)
+		if res.Outcome != storage.ResendLocked {
+			t.Fatalf("resend of a locked challenge: %v", res.Outcome)
+		}
+	})
 }
 
 // count counts an attempt at time at and checks the outcome and the attempts

@@ -90,6 +90,17 @@ func testTTL(t *testing.T, s storage.Store) {
 			}
 			return func() error { _, err := s.GetChallenge(ctx, c.ID); return err }
 		}},
+		{name: "ChallengeAfterSameCodeResend", create: func(t *testing.T, ctx context.Context, exp time.Time) func() error {
+			// Re-sending the same code extends neither the code nor the record.
+			c := createChallenge(t, s, exp.Add(-storage.ChallengeGrace-codeTTL), nil)
+			res, err := s.ResendChallenge(ctx, c.ID, storage.Resend{KeepCode: true, Now: c.LastSentAt.Add(cooldown),
+				Cooldown: cooldown, MaxSends: 3})
+			must(t, err)
+			if res.Outcome != storage.ResendOK || !res.Challenge.ExpiresAt.Equal(c.ExpiresAt) {
+				t.Fatalf("resend of the same code: %v, expires %v, want ok, %v", res.Outcome, res.Challenge.ExpiresAt, c.ExpiresAt)
+			}
+			return func() error { _, err := s.GetChallenge(ctx, c.ID); return err }
+		}},
 		{name: "Token", create: func(t *testing.T, ctx context.Context, exp time.Time) func() error {
 			tok := newToken(storage.KindAccessToken, newID("req"))
 			tok.ExpiresAt = exp
