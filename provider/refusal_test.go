@@ -444,7 +444,7 @@ func TestResend(t *testing.T) {
 		e.Clock.Advance(31 * time.Second)
 		p = b.submit(rf, nil)
 		p.expect(http.StatusOK, "/login/code")
-		if len(p.notes) != 1 || p.notes[0] != "A new code is on its way." {
+		if len(p.notes) != 1 || p.notes[0] != "Your code is on its way again." {
 			t.Errorf("after a resend: notices %q", p.notes)
 		}
 		second := e.codeFor(phoneA)

@@ -293,7 +293,7 @@ func TestCodePageInput(t *testing.T) {
 		t.Errorf("code input aria-describedby = %q", desc)
 	}
 	body := nodeText(doc)
-	for _, want := range []string{"Enter the code", "We sent a code to +33 6 •• •• •• 78.", "Wrong code. 3 attempts left.", "A new code is on its way.", "Verify"} {
+	for _, want := range []string{"Enter the code", "We sent a code to +33 6 •• •• •• 78.", "Wrong code. 3 attempts left.", "Your code is on its way again.", "Verify"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("code page lacks %q", want)
 		}
@@ -590,7 +590,7 @@ var requiredPageKeys = map[string]string{
 	"error.bad_request":     "The application sent an invalid sign-in request.",
 	"error.unavailable":     "The service is temporarily unavailable. Please try again shortly.",
 	"error.internal":        "Something went wrong on our side. Please try again.",
-	"notice.code_resent":    "A new code is on its way.",
+	"notice.code_resent":    "Your code is on its way again.",
 	"title.error":           "Something went wrong",
 	"scope.openid":          "Confirm your identity",
 	"scope.phone":           "Know your verified phone number",
