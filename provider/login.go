@@ -103,7 +103,7 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		}
 		p.finish(c, ar, client, authenticated{
 			Subject: subject, Phone: session.Phone, AuthTime: session.AuthTime, AMR: session.AMR, RequestedAt: now,
-		}, "")
+		})
 		return
 	}
 
@@ -132,7 +132,7 @@ func (p *Provider) handleAuthorize(c *gin.Context) {
 		if !p.needsConsent(ctx, client, flow.Subject, ar.GetRequestedScopes(), prompt) {
 			p.finish(c, ar, client, authenticated{
 				Subject: flow.Subject, Phone: flow.Phone, AuthTime: flow.AuthTime, AMR: flow.AMR, RequestedAt: now,
-			}, "")
+			})
 			return
 		}
 		flow.Step = stepConsent
@@ -444,12 +444,12 @@ func (p *Provider) finishFlow(c *gin.Context, flow storage.Flow, ar fosite.Autho
 	_ = json.Unmarshal(flow.Request, &req)
 	p.finish(c, ar, client, authenticated{
 		Subject: flow.Subject, Phone: flow.Phone, AuthTime: flow.AuthTime, AMR: flow.AMR, RequestedAt: req.RequestedAt,
-	}, flow.Locale)
+	})
 }
 
 // finish grants the requested scopes and answers the relying party with an
 // authorization code.
-func (p *Provider) finish(c *gin.Context, ar fosite.AuthorizeRequester, client *fositeClient, a authenticated, _ string) {
+func (p *Provider) finish(c *gin.Context, ar fosite.AuthorizeRequester, client *fositeClient, a authenticated) {
 	ctx := c.Request.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
