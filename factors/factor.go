@@ -4,8 +4,11 @@
 // allowed regions).
 //
 // Implementations live in sub-packages: factors/smsotp generates codes itself and
-// sends them through an SMS sender from factors/sms. Factors know nothing about
-// OAuth or HTTP: this package and its sub-packages never import provider or cmd.
+// sends them through an SMS sender from factors/sms; factors/orange delegates the
+// code to Orange. What those two share around a storage.Challenge (limits and
+// their defaults, answer and id checks, outcome mapping) lives here, in
+// challenge.go. Factors know nothing about OAuth or HTTP: this package imports
+// storage, and it and its sub-packages never import provider or cmd.
 package factors
 
 import (

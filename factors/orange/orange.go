@@ -26,7 +26,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,10 +52,10 @@ const Name = "orange"
 // Defaults for the zero values of Options.
 const (
 	DefaultCodeLength     = 6
-	DefaultTTL            = 5 * time.Minute
-	DefaultMaxAttempts    = 5
-	DefaultResendCooldown = 30 * time.Second
-	DefaultMaxResends     = 3
+	DefaultTTL            = factors.DefaultTTL
+	DefaultMaxAttempts    = factors.DefaultMaxAttempts
+	DefaultResendCooldown = factors.DefaultResendCooldown
+	DefaultMaxResends     = factors.DefaultMaxResends
 	DefaultValidateInfo   = "OrangeApiToken,ise2"
 	method                = "OTP-SMS-AUTH"
 )
@@ -166,18 +165,7 @@ func withDefaults(o Options) Options {
 	if o.ValidateInfo == "" {
 		o.ValidateInfo = DefaultValidateInfo
 	}
-	if o.TTL == 0 {
-		o.TTL = DefaultTTL
-	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = DefaultMaxAttempts
-	}
-	if o.ResendCooldown == 0 {
-		o.ResendCooldown = DefaultResendCooldown
-	}
-	if o.MaxResends == 0 {
-		o.MaxResends = DefaultMaxResends
-	}
+	factors.DefaultLimits(&o.TTL, &o.MaxAttempts, &o.ResendCooldown, &o.MaxResends)
 	if o.Timeout <= 0 {
 		o.Timeout = sms.DefaultTimeout
 	}
@@ -206,19 +194,13 @@ func (f *Factor) AMR() []string { return []string{"sms"} }
 // Start asks Orange to text a code to req.Phone and opens otpgate's challenge
 // around Orange's challenge id. A failure at Orange is a *factors.DeliveryError.
 func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.Challenge, error) {
-	phone, err := factors.ParsePhone(req.Phone, "")
+	phone, err := factors.CheckE164(req.Phone, f.opts.Policy)
 	if err != nil {
 		return factors.Challenge{}, err
 	}
-	if phone.E164 != req.Phone {
-		return factors.Challenge{}, fmt.Errorf("%w: not in E.164 form", factors.ErrInvalidPhone)
-	}
-	if err := f.opts.Policy.Check(phone); err != nil {
-		return factors.Challenge{}, err
-	}
-	id, err := randomID()
+	id, err := factors.NewChallengeID(rand.Reader)
 	if err != nil {
-		return factors.Challenge{}, err
+		return factors.Challenge{}, fmt.Errorf("orange: challenge id: %w", err)
 	}
 	ref, err := f.create(ctx, phone, req.Locale)
 	if err != nil {
@@ -262,22 +244,11 @@ func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors
 		MaxSends:  1 + f.opts.MaxResends,
 		ExpiresAt: now.Add(f.opts.TTL),
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return factors.Challenge{}, factors.ErrNotFound
+	if err := factors.StoreError("orange: resend challenge", err); err != nil {
+		return factors.Challenge{}, err
 	}
-	if err != nil {
-		return factors.Challenge{}, fmt.Errorf("orange: resend challenge: %w", err)
-	}
-	switch res.Outcome {
-	case storage.ResendOK:
-	case storage.ResendTooSoon:
-		return factors.Challenge{}, &factors.RateLimitedError{RetryAfter: res.RetryAfter}
-	case storage.ResendTooMany:
-		return factors.Challenge{}, factors.ErrTooManyResends
-	case storage.ResendLocked:
-		return factors.Challenge{}, factors.ErrTooManyAttempts
-	default:
-		return factors.Challenge{}, fmt.Errorf("orange: resend challenge: unexpected outcome %s", res.Outcome)
+	if err := factors.ResendRefusal("orange", res); err != nil {
+		return factors.Challenge{}, err
 	}
 	c := res.Challenge
 	phone, err := factors.ParsePhone(c.Phone, "")
@@ -311,23 +282,17 @@ func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factor
 		return factors.Result{}, factors.ErrNotFound
 	}
 	res, err := f.store.CountAttempt(ctx, challengeID, f.opts.Now())
-	if errors.Is(err, storage.ErrNotFound) {
-		return factors.Result{}, factors.ErrNotFound
+	if err := factors.StoreError("orange: count attempt", err); err != nil {
+		return factors.Result{}, err
 	}
-	if err != nil {
-		return factors.Result{}, fmt.Errorf("orange: count attempt: %w", err)
+	if err := factors.VerifyRefusal(res.Outcome); err != nil {
+		return factors.Result{}, err
 	}
-	switch res.Outcome {
-	case storage.VerifyExpired:
-		return factors.Result{}, factors.ErrExpired
-	case storage.VerifyLocked:
-		return factors.Result{}, factors.ErrTooManyAttempts
-	case storage.VerifyCounted:
-	default:
+	if res.Outcome != storage.VerifyCounted {
 		return factors.Result{}, fmt.Errorf("orange: count attempt: unexpected outcome %s", res.Outcome)
 	}
 	c := res.Challenge
-	code, ok := normalizeAnswer(answer, f.opts.CodeLength)
+	code, ok := factors.NormalizeAnswer(answer, f.opts.CodeLength)
 	if !ok {
 		return factors.Result{}, wrong(res.Remaining)
 	}
@@ -349,10 +314,8 @@ func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factor
 	}
 	// Orange said yes: consume the record, even if the caller gives up now.
 	// Of right answers racing, one gets it.
-	if _, err := f.store.ConsumeChallenge(context.WithoutCancel(ctx), c.ID); errors.Is(err, storage.ErrNotFound) {
-		return factors.Result{}, factors.ErrNotFound
-	} else if err != nil {
-		return factors.Result{}, fmt.Errorf("orange: consume challenge: %w", err)
+	if _, err := f.store.ConsumeChallenge(context.WithoutCancel(ctx), c.ID); err != nil {
+		return factors.Result{}, factors.StoreError("orange: consume challenge", err)
 	}
 	return factors.Result{Phone: c.Phone, AMR: f.AMR()}, nil
 }
@@ -368,14 +331,7 @@ func wrong(left int) error {
 }
 
 func (f *Factor) challenge(c storage.Challenge) factors.Challenge {
-	return factors.Challenge{
-		ID:           c.ID,
-		Phone:        c.Phone,
-		ExpiresAt:    c.ExpiresAt,
-		ResendAt:     c.LastSentAt.Add(f.opts.ResendCooldown),
-		ResendsLeft:  max(0, 1+f.opts.MaxResends-c.Sends),
-		AttemptsLeft: max(0, c.MaxAttempts-c.Attempts),
-	}
+	return factors.ChallengeFrom(c, f.opts.ResendCooldown, f.opts.MaxResends)
 }
 
 // ---------------------------------------------------------------------------
@@ -562,30 +518,10 @@ func keepIDRune(r rune) rune {
 
 // ---------------------------------------------------------------------------
 
-// normalizeAnswer drops white space and accepts exactly n ASCII digits.
-func normalizeAnswer(answer string, n int) (string, bool) {
-	if len(answer) > 64 {
-		return "", false
-	}
-	var b strings.Builder
-	for _, r := range answer {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\u00a0' || r == '\u202f':
-		default:
-			return "", false
-		}
-	}
-	if b.Len() != n {
-		return "", false
-	}
-	return b.String(), true
-}
-
-// plausibleID accepts what randomID makes: base64url.
+// plausibleID accepts what Start makes (factors.NewChallengeID: base64url),
+// stricter than factors.PlausibleChallengeID alone, which smsotp uses.
 func plausibleID(id string) bool {
-	if id == "" || len(id) > 64 {
+	if !factors.PlausibleChallengeID(id) {
 		return false
 	}
 	for _, r := range id {
@@ -594,12 +530,4 @@ func plausibleID(id string) bool {
 		}
 	}
 	return true
-}
-
-func randomID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("orange: challenge id: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }

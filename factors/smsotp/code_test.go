@@ -129,30 +129,3 @@ func (c constantReader) Read(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
-
-func TestNormalizeAnswer(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-		ok   bool
-	}{
-		{"123456", "123456", true},
-		{" 123456 ", "123456", true},
-		{"123 456", "123456", true},
-		{"123\u00a0456\n", "123456", true},
-		{"12345", "", false},
-		{"1234567", "", false},
-		{"12345a", "", false},
-		{"١٢٣٤٥٦", "", false}, // Arabic-Indic digits are not ASCII digits
-		{"123-456", "", false},
-		{"", "", false},
-		{"\xff\xfe\xfd\xfc\xfb\xfa", "", false},
-		{string(make([]byte, 1<<20)), "", false},
-	}
-	for _, tt := range tests {
-		got, ok := normalizeAnswer(tt.in, 6)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("normalizeAnswer(%.20q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
-		}
-	}
-}

@@ -19,7 +19,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -39,10 +38,10 @@ const Name = "sms"
 // Defaults for the zero values of Options (NIST SP 800-63B out-of-band codes).
 const (
 	DefaultCodeLength     = 6
-	DefaultTTL            = 5 * time.Minute
-	DefaultMaxAttempts    = 5
-	DefaultResendCooldown = 30 * time.Second
-	DefaultMaxResends     = 3
+	DefaultTTL            = factors.DefaultTTL
+	DefaultMaxAttempts    = factors.DefaultMaxAttempts
+	DefaultResendCooldown = factors.DefaultResendCooldown
+	DefaultMaxResends     = factors.DefaultMaxResends
 )
 
 // MinHashKeyLength is the shortest HashKey New accepts, in bytes.
@@ -121,18 +120,7 @@ func withDefaults(o Options) Options {
 	if o.CodeLength == 0 {
 		o.CodeLength = DefaultCodeLength
 	}
-	if o.TTL == 0 {
-		o.TTL = DefaultTTL
-	}
-	if o.MaxAttempts == 0 {
-		o.MaxAttempts = DefaultMaxAttempts
-	}
-	if o.ResendCooldown == 0 {
-		o.ResendCooldown = DefaultResendCooldown
-	}
-	if o.MaxResends == 0 {
-		o.MaxResends = DefaultMaxResends
-	}
+	factors.DefaultLimits(&o.TTL, &o.MaxAttempts, &o.ResendCooldown, &o.MaxResends)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -196,19 +184,13 @@ func (f *Factor) AMR() []string { return []string{"sms"} }
 // Start opens a challenge for req.Phone and texts its first code. When the
 // sender fails, the challenge is deleted and the error is a *factors.DeliveryError.
 func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.Challenge, error) {
-	phone, err := factors.ParsePhone(req.Phone, "")
+	phone, err := factors.CheckE164(req.Phone, f.opts.Policy)
 	if err != nil {
 		return factors.Challenge{}, err
 	}
-	if phone.E164 != req.Phone {
-		return factors.Challenge{}, fmt.Errorf("%w: not in E.164 form", factors.ErrInvalidPhone)
-	}
-	if err := f.opts.Policy.Check(phone); err != nil {
-		return factors.Challenge{}, err
-	}
-	id, err := f.newID()
+	id, err := factors.NewChallengeID(f.opts.Rand)
 	if err != nil {
-		return factors.Challenge{}, err
+		return factors.Challenge{}, fmt.Errorf("smsotp: challenge id: %w", err)
 	}
 	code, err := generateCode(f.opts.Rand, f.opts.CodeLength)
 	if err != nil {
@@ -264,15 +246,12 @@ func (f *Factor) Start(ctx context.Context, req factors.StartRequest) (factors.C
 // that read the same record is refused (too soon) rather than texting a code
 // that is no longer current.
 func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors.Challenge, error) {
-	if !plausibleID(req.ChallengeID) {
+	if !factors.PlausibleChallengeID(req.ChallengeID) {
 		return factors.Challenge{}, factors.ErrNotFound
 	}
 	cur, err := f.store.GetChallenge(ctx, req.ChallengeID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return factors.Challenge{}, factors.ErrNotFound
-	}
-	if err != nil {
-		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: %w", err)
+	if err := factors.StoreError("smsotp: resend challenge", err); err != nil {
+		return factors.Challenge{}, err
 	}
 	now := f.opts.Now()
 	r := storage.Resend{
@@ -304,22 +283,11 @@ func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors
 		return factors.Challenge{}, err
 	}
 	res, err := f.store.ResendChallenge(ctx, req.ChallengeID, r)
-	if errors.Is(err, storage.ErrNotFound) {
-		return factors.Challenge{}, factors.ErrNotFound
+	if err := factors.StoreError("smsotp: resend challenge", err); err != nil {
+		return factors.Challenge{}, err
 	}
-	if err != nil {
-		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: %w", err)
-	}
-	switch res.Outcome {
-	case storage.ResendOK:
-	case storage.ResendTooSoon:
-		return factors.Challenge{}, &factors.RateLimitedError{RetryAfter: res.RetryAfter}
-	case storage.ResendTooMany:
-		return factors.Challenge{}, factors.ErrTooManyResends
-	case storage.ResendLocked:
-		return factors.Challenge{}, factors.ErrTooManyAttempts
-	default:
-		return factors.Challenge{}, fmt.Errorf("smsotp: resend challenge: unexpected outcome %s", res.Outcome)
+	if err := factors.ResendRefusal("smsotp", res); err != nil {
+		return factors.Challenge{}, err
 	}
 	msg := sms.Message{To: res.Challenge.Phone, Body: body, Locale: req.Locale, ClientID: req.ClientID}
 	if _, err := f.sender.Send(ctx, msg); err != nil {
@@ -328,63 +296,34 @@ func (f *Factor) Resend(ctx context.Context, req factors.ResendRequest) (factors
 	return f.challenge(res.Challenge), nil
 }
 
-// maxAnswerLength bounds the answer normalised before it is judged: anything
-// longer is wrong whatever it contains.
-const maxAnswerLength = 64
-
 // Verify checks answer against the challenge's current code. Spaces are
 // ignored; anything but CodeLength digits is a wrong answer and counts as an
 // attempt. Errors: factors.ErrNotFound, *factors.InvalidCodeError,
 // factors.ErrExpired, factors.ErrTooManyAttempts.
 func (f *Factor) Verify(ctx context.Context, challengeID, answer string) (factors.Result, error) {
-	if !plausibleID(challengeID) {
+	if !factors.PlausibleChallengeID(challengeID) {
 		return factors.Result{}, factors.ErrNotFound
 	}
-	code, ok := normalizeAnswer(answer, f.opts.CodeLength)
+	code, ok := factors.NormalizeAnswer(answer, f.opts.CodeLength)
 	if !ok {
 		// No code is ever empty, so this hash matches nothing, and the store
 		// still counts the attempt: malformed answers are not free guesses.
 		code = ""
 	}
 	res, err := f.store.VerifyChallenge(ctx, challengeID, f.hash(challengeID, code), f.opts.Now())
-	if errors.Is(err, storage.ErrNotFound) {
-		return factors.Result{}, factors.ErrNotFound
-	}
-	if err != nil {
-		return factors.Result{}, fmt.Errorf("smsotp: verify challenge: %w", err)
+	if err := factors.StoreError("smsotp: verify challenge", err); err != nil {
+		return factors.Result{}, err
 	}
 	switch res.Outcome {
 	case storage.VerifyOK:
 		return factors.Result{Phone: res.Challenge.Phone, AMR: f.AMR()}, nil
 	case storage.VerifyWrongCode:
 		return factors.Result{}, &factors.InvalidCodeError{Remaining: res.Remaining}
-	case storage.VerifyExpired:
-		return factors.Result{}, factors.ErrExpired
-	case storage.VerifyLocked:
-		return factors.Result{}, factors.ErrTooManyAttempts
+	}
+	if err := factors.VerifyRefusal(res.Outcome); err != nil {
+		return factors.Result{}, err
 	}
 	return factors.Result{}, fmt.Errorf("smsotp: verify challenge: unexpected outcome %s", res.Outcome)
-}
-
-// normalizeAnswer drops white space and accepts exactly n ASCII digits.
-func normalizeAnswer(answer string, n int) (string, bool) {
-	if len(answer) > maxAnswerLength {
-		return "", false
-	}
-	var b strings.Builder
-	for _, r := range answer {
-		switch {
-		case r >= '0' && r <= '9':
-			b.WriteRune(r)
-		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '\u00a0' || r == '\u202f':
-		default:
-			return "", false
-		}
-	}
-	if b.Len() != n {
-		return "", false
-	}
-	return b.String(), true
 }
 
 // render writes the SMS for code, which stays valid for validFor.
@@ -402,14 +341,7 @@ func (f *Factor) render(locale, code string, validFor time.Duration) (string, er
 
 // challenge describes a stored challenge for the login page.
 func (f *Factor) challenge(c storage.Challenge) factors.Challenge {
-	return factors.Challenge{
-		ID:           c.ID,
-		Phone:        c.Phone,
-		ExpiresAt:    c.ExpiresAt,
-		ResendAt:     c.LastSentAt.Add(f.opts.ResendCooldown),
-		ResendsLeft:  max(0, 1+f.opts.MaxResends-c.Sends),
-		AttemptsLeft: max(0, c.MaxAttempts-c.Attempts),
-	}
+	return factors.ChallengeFrom(c, f.opts.ResendCooldown, f.opts.MaxResends)
 }
 
 // hash binds a code to its challenge, so a hash copied from one challenge
@@ -447,21 +379,6 @@ func (f *Factor) unsealCode(challengeID string, sealed []byte) (string, bool) {
 	if err != nil {
 		return "", false
 	}
-	code, ok := normalizeAnswer(string(plain), f.opts.CodeLength)
+	code, ok := factors.NormalizeAnswer(string(plain), f.opts.CodeLength)
 	return code, ok && code == string(plain)
-}
-
-// plausibleID rejects ids this factor cannot have issued before they reach the
-// store: they come from forms, and an attacker's megabyte is not a key.
-func plausibleID(id string) bool {
-	return id != "" && len(id) <= 64
-}
-
-// newID returns a 128-bit random challenge id, base64url without padding.
-func (f *Factor) newID() (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(f.opts.Rand, b[:]); err != nil {
-		return "", fmt.Errorf("smsotp: challenge id: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
