@@ -1,7 +1,8 @@
 // Package factors owns the ways otpgate proves that a person holds a phone number:
 // the Factor interface the hosted login pages drive, the typed errors those pages
-// turn into messages, and phone-number parsing, masking and policy (E.164,
-// allowed regions).
+// turn into messages, phone-number parsing, masking and policy (E.164,
+// allowed regions), and the Observer that factors, the guard and the senders
+// report events to for metrics (observer.go).
 //
 // Implementations live in sub-packages: factors/smsotp generates codes itself and
 // sends them through an SMS sender from factors/sms; factors/orange delegates the

@@ -77,6 +77,11 @@ type Options struct {
 	// (and by default) the longest token lifetime plus a margin.
 	KeyRetireAfter time.Duration
 
+	// Metrics, if set, counts requests on the public listener and tokens
+	// issued, and is served at /metrics on the admin listener. Pass the same
+	// one to the factor, guard and senders as their factors.Observer.
+	Metrics *Metrics
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -269,7 +274,8 @@ func (p *Provider) Handler() http.Handler {
 	// gin trusts X-Forwarded-For from anyone by default: an attacker would
 	// pick the address every per-IP limit counts. Validated in New.
 	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
-	r.Use(gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding)
+	// instrument comes first, to count what Recovery and limitBody answer too.
+	r.Use(p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)
@@ -285,6 +291,11 @@ func (p *Provider) AdminHandler() http.Handler {
 	r := gin.New()
 	r.Use(gin.Recovery())
 	p.registerHealth(r)
+	if p.opts.Metrics != nil {
+		// Unauthenticated, like /healthz: the admin listener is private, and
+		// the metrics hold no personal data.
+		r.GET("/metrics", gin.WrapH(p.opts.Metrics.Handler()))
+	}
 	p.registerAdmin(r)
 	r.NoRoute(adminNotFound)
 	return r

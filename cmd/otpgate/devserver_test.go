@@ -273,6 +273,24 @@ func TestDevServerSmoke(t *testing.T) {
 		t.Errorf("/dev/outbox does not show the message to %s:\n%s", devE164, body)
 	}
 
+	// serve wires the metrics: the admin listener's /metrics counts that SMS
+	// (the outbox sender, the guard and the factor report to one registry);
+	// the public listener does not serve them.
+	status, _, body = devGet(t, client, s.Admin+"/metrics")
+	for _, want := range []string{
+		`otpgate_sms_sent_total{calling_code="33",provider="outbox"} 1`,
+		`otpgate_challenges_total{factor="sms",outcome="started"} 1`,
+		`otpgate_http_requests_total{method="POST",route="/login/phone",status="303"} 1`,
+		"go_goroutines ",
+	} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("admin /metrics: %d, no %s", status, want)
+		}
+	}
+	if status, _, _ := devGet(t, client, s.Issuer+"/metrics"); status != http.StatusNotFound {
+		t.Errorf("public /metrics: %d, want 404", status)
+	}
+
 	// Cancelling serve's context stops it promptly and closes both listeners.
 	start := time.Now()
 	if err := s.stop(5 * time.Second); err != nil {

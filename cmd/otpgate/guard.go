@@ -14,8 +14,8 @@ import (
 
 // guardFactor puts the abuse guard in front of the factor: phone.number_types
 // always, the limits and the pumping breaker when limits.enabled.
-func guardFactor(f factors.Factor, cfg config.Config, store storage.Store, secret []byte, log *slog.Logger) (factors.Factor, error) {
-	g, err := guard.Wrap(f, store, provider.GuardKey(secret), guardPolicy(cfg), guard.WithLogger(log))
+func guardFactor(f factors.Factor, cfg config.Config, store storage.Store, secret []byte, log *slog.Logger, metrics *provider.Metrics) (factors.Factor, error) {
+	g, err := guard.Wrap(f, store, provider.GuardKey(secret), guardPolicy(cfg), guard.WithLogger(log), guard.WithObserver(metrics))
 	if err != nil {
 		return nil, fmt.Errorf("invalid limits configuration:\n%s", indent(err))
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
 	"github.com/otpgate/otpgate/config"
@@ -78,14 +80,21 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	if cfg.Storage == "memory" && !dev {
 		log.Warn("storage: memory keeps state in this process only; use redis to run more than one instance or survive a restart")
 	}
+	// One registry per process, served at /metrics on the admin listener;
+	// never the global default one.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := provider.NewMetrics(reg)
+
 	// Before any key is generated: a provider misconfiguration stops here.
-	factor, err := openFactor(ctx, cfg, dev, store, secret, log)
+	factor, err := openFactor(ctx, cfg, dev, store, secret, log, metrics)
 	if err != nil {
 		return err
 	}
-	if factor, err = guardFactor(factor, cfg, store, secret, log); err != nil {
+	if factor, err = guardFactor(factor, cfg, store, secret, log, metrics); err != nil {
 		return err
 	}
+	factor = factors.Observe(factor, metrics)
 
 	km, err := keys.NewManager(store, secret, keys.WithLogger(log))
 	if err != nil {
@@ -119,6 +128,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		MaxBodyBytes:     int64(cfg.HTTP.MaxBodyBytes),
 		Dev:              dev,
 		StaticClients:    clients,
+		Metrics:          metrics,
 		Logger:           log,
 
 		AdminToken:          adminTok,
@@ -227,9 +237,9 @@ func smsSetup(s config.SMSConfig) sms.Setup {
 	return setup
 }
 
-func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger) (sms.Sender, error) {
+func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger, metrics *provider.Metrics) (sms.Sender, error) {
 	s := cfg.SMS
-	deps := sms.Deps{Logger: log, Store: store, Dev: dev}
+	deps := sms.Deps{Logger: log, Store: store, Dev: dev, Observer: metrics}
 	if len(s.Providers) == 0 {
 		var c sms.Config
 		switch s.Sender {
@@ -243,7 +253,11 @@ func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.
 		default:
 			return nil, fmt.Errorf("sms: unknown sender %q", s.Sender)
 		}
-		return c.Open(deps)
+		sender, err := c.Open(deps)
+		if err != nil {
+			return nil, err
+		}
+		return sms.Observe(s.Sender, sender, metrics), nil
 	}
 	setup := smsSetup(s)
 	names := make([]string, len(s.Providers))
@@ -254,6 +268,7 @@ func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.
 	if err != nil {
 		return nil, fmt.Errorf("invalid sms configuration:\n%s", indent(err))
 	}
+	metrics.WatchBreakers(sender.Breakers)
 	if s.SkipStartupCheck {
 		log.Warn("sms: provider startup checks skipped (sms.skip_startup_check)", "providers", names)
 		return sender, nil

@@ -60,6 +60,7 @@ type Guard struct {
 	types  map[phonenumbers.PhoneNumberType]bool
 	exempt map[string]bool
 	log    *slog.Logger
+	obs    factors.Observer // nil: none
 }
 
 var _ factors.Factor = (*Guard)(nil)
@@ -77,6 +78,15 @@ func WithLogger(l *slog.Logger) Option {
 			return errors.New("guard: WithLogger: nil logger")
 		}
 		g.log = l
+		return nil
+	}
+}
+
+// WithObserver reports every refused send (its calling code and the limit's
+// Reason) to o.
+func WithObserver(o factors.Observer) Option {
+	return func(g *Guard) error {
+		g.obs = o
 		return nil
 	}
 }
@@ -224,6 +234,16 @@ func (r *reservation) add(key string, window time.Duration) {
 // limit. It returns what it counted, or a refusal, having taken back what it
 // counted.
 func (g *Guard) beforeSend(ctx context.Context, n number, clientID, ip string) (*reservation, error) {
+	held, err := g.checkSend(ctx, n, clientID, ip)
+	var lerr *factors.LimitError
+	if g.obs != nil && errors.As(err, &lerr) {
+		g.obs.SMSRefused(n.countryCode, lerr.Reason)
+	}
+	return held, err
+}
+
+// checkSend is beforeSend before the refusal is reported.
+func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*reservation, error) {
 	if !g.types[n.typ] {
 		return nil, &factors.LimitError{Reason: ReasonNumberType, Err: factors.ErrNumberTypeNotAllowed}
 	}

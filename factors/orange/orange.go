@@ -83,6 +83,10 @@ type Options struct {
 	MaxResends     int           // (3)
 	Policy         factors.PhonePolicy
 
+	// Observer, if set, is told whether Orange accepted each code to send
+	// (provider "orange").
+	Observer factors.Observer
+
 	Timeout    time.Duration    // per request to Orange (sms.DefaultTimeout)
 	HTTPClient *http.Client     // sms.NewHTTPClient()
 	Now        func() time.Time // time.Now
@@ -382,6 +386,18 @@ func (f *Factor) message(locale string) (string, error) {
 
 // create opens a challenge at Orange, which texts the code, and returns its id.
 func (f *Factor) create(ctx context.Context, phone factors.Phone, locale string) (string, error) {
+	id, err := f.send(ctx, phone, locale)
+	if o := f.opts.Observer; o != nil {
+		if err != nil {
+			o.SMSFailed(Name, phone.CountryCode, sms.FailureOf(err).String())
+		} else {
+			o.SMSSent(Name, phone.CountryCode)
+		}
+	}
+	return id, err
+}
+
+func (f *Factor) send(ctx context.Context, phone factors.Phone, locale string) (string, error) {
 	msg, err := f.message(locale)
 	if err != nil {
 		return "", err

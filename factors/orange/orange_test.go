@@ -451,3 +451,40 @@ func TestStartupCheck(t *testing.T) {
 		t.Errorf("StartupCheck with a wrong secret = %v, want an error without the secret", err)
 	}
 }
+
+// sends is a factors.Observer that keeps the SMS results it is told.
+type sends struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (s *sends) SMSSent(provider string, cc int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, fmt.Sprintf("sent %s %d", provider, cc))
+}
+
+func (s *sends) SMSFailed(provider string, cc int, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, fmt.Sprintf("failed %s %d %s", provider, cc, reason))
+}
+
+func (s *sends) SMSRefused(int, string)   {}
+func (s *sends) Challenge(string, string) {}
+
+// Each code Orange is asked to text is reported, sent or failed.
+func TestObserverSends(t *testing.T) {
+	obs := &sends{}
+	e := setup(t, func(o *orange.Options) { o.Observer = obs })
+	ch := e.start(t)
+	e.clock.Advance(orange.DefaultResendCooldown)
+	e.fake.SetFailure(func(string) int { return 503 })
+	if _, err := e.resend(ch.ID); err == nil {
+		t.Fatal("resend with Orange down succeeded")
+	}
+	want := []string{"sent orange 33", "failed orange 33 unknown"}
+	if fmt.Sprint(obs.events) != fmt.Sprint(want) {
+		t.Errorf("reported %q, want %q", obs.events, want)
+	}
+}

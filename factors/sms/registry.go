@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/storage"
 )
 
@@ -40,6 +41,9 @@ type Deps struct {
 	Now        func() time.Time // nil: time.Now
 	// Dev is true under --dev; the log sender refuses to open otherwise.
 	Dev bool
+	// Observer, if set, is told each provider's result for each message
+	// (Setup.Open wraps every provider with Observe).
+	Observer factors.Observer
 }
 
 func (d Deps) withDefaults() Deps {
@@ -183,7 +187,7 @@ func (s Setup) Open(deps Deps) (*Failover, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sms: provider %q (%s): %w", p.Name, p.Type, err)
 		}
-		members = append(members, Member{Name: p.Name, Type: p.Type, Sender: sender})
+		members = append(members, Member{Name: p.Name, Type: p.Type, Sender: Observe(p.Name, sender, deps.Observer)})
 	}
 	return NewFailover(members, FailoverOptions{Routes: s.Routes, Breaker: s.Breaker, Now: deps.Now, Logger: deps.Logger})
 }
