@@ -20,23 +20,7 @@ import (
 // truncate a Lua number to an integer.
 var addCount = goredis.NewScript(`
 local delta, w = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now
-if ARGV[3] then
-  now = tonumber(ARGV[3])
-else
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-local idx = math.floor(now / w)
-local e = now - idx * w
-local s = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
-local sw, prev, cur = tonumber(s[1]), 0, 0
-if sw == idx then
-  cur, prev = tonumber(s[2]) or 0, tonumber(s[3]) or 0
-elseif sw == idx - 1 then
-  prev = tonumber(s[2]) or 0
-end
-if delta ~= 0 then
+` + readWindow + `if delta ~= 0 then
   cur = cur + delta
   if cur < 0 then
     prev = math.max(0, prev + cur)

@@ -10,21 +10,11 @@ import (
 	"github.com/otpgate/otpgate/storage"
 )
 
-// slidingWindow is storage.SlidingWindow in Lua, on Redis's clock (TIME), so that
-// every otpgate instance counts against the same time. Units are microseconds
-// (TIME's resolution); windows are aligned to multiples of the window since the
-// Unix epoch. One HASH per limiter key holds the current window's index "w", its
-// count "c" and the previous window's count "p"; it is written only when the
-// event is allowed and expires two windows after, when both counts would be
-// stale anyway.
-//
-// KEYS[1] counters; ARGV[1] limit, ARGV[2] window (µs), ARGV[3] optional: now
-// (µs) instead of TIME, only for the tests that check the arithmetic against
-// storage.SlidingWindow.
-// Returns {allowed (1/0), retry after (ms)}.
-var slidingWindow = goredis.NewScript(`
-local limit, w = tonumber(ARGV[1]), tonumber(ARGV[2])
-local now
+// readWindow is the start of both scripts on a sliding-window HASH (fields w,
+// c, p): with w (the window in µs) already set, it reads now (ARGV[3] or Redis's
+// TIME), the window index idx, the time e elapsed in it, and the counts cur and
+// prev as they stand for idx.
+const readWindow = `local now
 if ARGV[3] then
   now = tonumber(ARGV[3])
 else
@@ -40,7 +30,23 @@ if sw == idx then
 elseif sw == idx - 1 then
   prev = tonumber(s[2]) or 0
 end
-if prev * (w - e) / w + cur + 1 <= limit then
+`
+
+// slidingWindow is storage.SlidingWindow in Lua, on Redis's clock (TIME), so that
+// every otpgate instance counts against the same time. Units are microseconds
+// (TIME's resolution); windows are aligned to multiples of the window since the
+// Unix epoch. One HASH per limiter key holds the current window's index "w", its
+// count "c" and the previous window's count "p"; it is written only when the
+// event is allowed and expires two windows after, when both counts would be
+// stale anyway.
+//
+// KEYS[1] counters; ARGV[1] limit, ARGV[2] window (µs), ARGV[3] optional: now
+// (µs) instead of TIME, only for the tests that check the arithmetic against
+// storage.SlidingWindow.
+// Returns {allowed (1/0), retry after (ms)}.
+var slidingWindow = goredis.NewScript(`
+local limit, w = tonumber(ARGV[1]), tonumber(ARGV[2])
+` + readWindow + `if prev * (w - e) / w + cur + 1 <= limit then
   redis.call('HSET', KEYS[1], 'w', string.format('%d', idx), 'c', cur + 1, 'p', prev)
   redis.call('PEXPIRE', KEYS[1], math.ceil(2 * w / 1000))
   return {1, 0}
