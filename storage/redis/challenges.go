@@ -40,6 +40,24 @@ redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 `)
 
+// readChallenge starts verifyChallenge and countAttempt: with now (ms) set, it
+// returns false for an absent challenge, reads the HASH into h (and the table
+// c, with ai the index of the attempt count in h), and answers expired (3) or
+// locked (4) before anything is counted.
+const readChallenge = `local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return false end
+local c, ai = {}, 0
+for i = 1, #h, 2 do
+  c[h[i]] = h[i+1]
+  if h[i] == 'att' then ai = i + 1 end
+end
+local att, max = tonumber(c.att), tonumber(c.max)
+local remaining = max - att
+if remaining < 0 then remaining = 0 end
+if now >= tonumber(c.exp) then return {3, remaining, h} end
+if att >= max then return {4, 0, h} end
+`
+
 // verifyChallenge is the whole of VerifyChallenge: expiry, attempt counter,
 // comparison, single use and lock, atomically.
 // KEYS[1] challenge; ARGV[1] answer hash, ARGV[2] now (ms).
@@ -54,19 +72,8 @@ return 1
 // defence in depth; a constant-time byte loop in Lua cost more (13 µs) than the
 // whole rest of the script.
 var verifyChallenge = goredis.NewScript(`
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return false end
-local c, ai = {}, 0
-for i = 1, #h, 2 do
-  c[h[i]] = h[i+1]
-  if h[i] == 'att' then ai = i + 1 end
-end
-local att, max = tonumber(c.att), tonumber(c.max)
-local remaining = max - att
-if remaining < 0 then remaining = 0 end
-if tonumber(ARGV[2]) >= tonumber(c.exp) then return {3, remaining, h} end
-if att >= max then return {4, 0, h} end
-if #ARGV[1] > 0 and redis.sha1hex(c.hash) == redis.sha1hex(ARGV[1]) then
+local now = tonumber(ARGV[2])
+` + readChallenge + `if #ARGV[1] > 0 and redis.sha1hex(c.hash) == redis.sha1hex(ARGV[1]) then
   redis.call('DEL', KEYS[1])
   return {1, remaining, h}
 end
@@ -83,19 +90,8 @@ return {2, remaining, h}
 // Returns false when absent, else {outcome, remaining, fields…} like
 // verifyChallenge, with outcome 5 (storage.VerifyCounted) when counted.
 var countAttempt = goredis.NewScript(`
-local h = redis.call('HGETALL', KEYS[1])
-if #h == 0 then return false end
-local c, ai = {}, 0
-for i = 1, #h, 2 do
-  c[h[i]] = h[i+1]
-  if h[i] == 'att' then ai = i + 1 end
-end
-local att, max = tonumber(c.att), tonumber(c.max)
-local remaining = max - att
-if remaining < 0 then remaining = 0 end
-if tonumber(ARGV[1]) >= tonumber(c.exp) then return {3, remaining, h} end
-if att >= max then return {4, 0, h} end
-att = redis.call('HINCRBY', KEYS[1], 'att', 1)
+local now = tonumber(ARGV[1])
+` + readChallenge + `att = redis.call('HINCRBY', KEYS[1], 'att', 1)
 h[ai] = tostring(att)
 return {5, max - att, h}
 `)
