@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/otpgate/otpgate/provider/keys"
 )
 
 // keysCommand is `otpgate keys …`: signing keys through the admin API.
@@ -33,21 +35,12 @@ func newKeysCommand(getenv func(string) string) *cobra.Command {
 	return cmd
 }
 
-// keyInfo is what the commands show of a key: never private material, which
-// the API does not send.
-type keyInfo struct {
-	ID        string    `json:"kid"`
-	Algorithm string    `json:"alg"`
-	State     string    `json:"state"`
-	Signing   bool      `json:"signing"`
-	CreatedAt time.Time `json:"created_at"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-func printKeyTable(out io.Writer, keys []keyInfo) error {
+// printKeyTable shows keys as the admin API lists them (keys.Info: never any
+// private material, which the API does not serve).
+func printKeyTable(out io.Writer, list []keys.Info) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tSTATE\tSIGNING\tCREATED_AT\tEXPIRES_AT")
-	for _, k := range keys {
+	for _, k := range list {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.State, yesNo(k.Signing), rfc3339(k.CreatedAt), orDash(rfc3339(k.ExpiresAt)))
 	}
 	return tw.Flush()
@@ -69,7 +62,7 @@ func keysListCommand(af *adminFlags) *cobra.Command {
 			}
 			return printAnswer(cmd, af, raw, func(out, _ io.Writer, raw json.RawMessage) error {
 				var list struct {
-					Keys []keyInfo `json:"keys"`
+					Keys []keys.Info `json:"keys"`
 				}
 				if err := json.Unmarshal(raw, &list); err != nil {
 					return fmt.Errorf("unexpected answer from the admin API: %w", err)
@@ -106,8 +99,8 @@ func keysRotateCommand(af *adminFlags) *cobra.Command {
 						ID        string   `json:"kid"`
 						Retired   []string `json:"retired"`
 					} `json:"rotated"`
-					RetiredUntil time.Time `json:"retired_until"`
-					Keys         []keyInfo `json:"keys"`
+					RetiredUntil time.Time   `json:"retired_until"`
+					Keys         []keys.Info `json:"keys"`
 				}
 				if err := json.Unmarshal(raw, &res); err != nil {
 					return fmt.Errorf("unexpected answer from the admin API: %w", err)
