@@ -171,6 +171,12 @@ type FlowStore interface {
 	// UpdateFlow applies update with compare-and-swap semantics like UpdateClient.
 	// The flow keeps its id; its expiry is whatever update leaves in ExpiresAt.
 	UpdateFlow(ctx context.Context, id string, update func(Flow) (Flow, error)) (Flow, error)
+	// ReplaceFlow writes f over the stored flow if that flow's Version is
+	// still f.Version, and returns f with the next version. ErrConflict when
+	// another update came first (the caller then falls back to UpdateFlow),
+	// ErrNotFound when the flow is gone. It spares UpdateFlow's read when the
+	// caller has just read the flow. The expiry is f.ExpiresAt.
+	ReplaceFlow(ctx context.Context, f Flow) (Flow, error)
 	DeleteFlow(ctx context.Context, id string) error
 }
 

@@ -68,6 +68,27 @@ func (s *Store) UpdateFlow(ctx context.Context, id string, update func(storage.F
 	return f, nil
 }
 
+// ReplaceFlow writes f if the stored flow is still at f.Version, bumping it.
+func (s *Store) ReplaceFlow(ctx context.Context, f storage.Flow) (storage.Flow, error) {
+	if f.ExpiresAt.IsZero() {
+		return storage.Flow{}, fmt.Errorf("memory: replace flow %s: %w", f.ID, errMissingExpiry)
+	}
+	if err := s.lock(ctx); err != nil {
+		return storage.Flow{}, fmt.Errorf("memory: replace flow %s: %w", f.ID, err)
+	}
+	defer s.mu.Unlock()
+	old, ok := s.flow(f.ID)
+	if !ok {
+		return storage.Flow{}, fmt.Errorf("memory: replace flow %s: %w", f.ID, storage.ErrNotFound)
+	}
+	if old.Version != f.Version {
+		return storage.Flow{}, fmt.Errorf("memory: replace flow %s: version %d is now %d: %w", f.ID, f.Version, old.Version, storage.ErrConflict)
+	}
+	f.Version++
+	s.flows[f.ID] = cloneFlow(f)
+	return cloneFlow(f), nil
+}
+
 // DeleteFlow removes the flow; ErrNotFound when absent.
 func (s *Store) DeleteFlow(ctx context.Context, id string) error {
 	if err := s.lock(ctx); err != nil {

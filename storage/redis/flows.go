@@ -66,6 +66,32 @@ func (s *Store) UpdateFlow(ctx context.Context, id string, update func(storage.F
 	return storage.Flow{}, conflict("update flow %s", id)
 }
 
+// ReplaceFlow writes f if the stored flow is still at f.Version, bumping it:
+// one round trip (the compare-and-set script).
+func (s *Store) ReplaceFlow(ctx context.Context, f storage.Flow) (storage.Flow, error) {
+	if f.ID == "" {
+		return storage.Flow{}, fmt.Errorf("redis: replace flow: %w", errEmptyID)
+	}
+	pxat, err := expiryArg(f.ExpiresAt)
+	if err != nil {
+		return storage.Flow{}, fmt.Errorf("redis: replace flow %s: %w", f.ID, err)
+	}
+	expected := f.Version
+	f.Version++
+	b, err := json.Marshal(toFlowWire(f))
+	if err != nil {
+		return storage.Flow{}, fmt.Errorf("redis: replace flow %s: encode: %w", f.ID, err)
+	}
+	ok, err := s.swap(ctx, []string{s.flowKey(f.ID)}, expected, b, pxat, "", 0)
+	if err != nil {
+		return storage.Flow{}, fail(err, "replace flow %s", f.ID)
+	}
+	if !ok {
+		return storage.Flow{}, fmt.Errorf("redis: replace flow %s: version %d changed: %w", f.ID, expected, storage.ErrConflict)
+	}
+	return f, nil
+}
+
 // DeleteFlow removes the flow; ErrNotFound when absent.
 func (s *Store) DeleteFlow(ctx context.Context, id string) error {
 	return s.del(ctx, s.flowKey(id), "delete flow %s", id)

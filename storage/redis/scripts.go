@@ -114,3 +114,24 @@ func (s *Store) runScripts(ctx context.Context, sc *goredis.Script, calls []scri
 	}
 	return cmds
 }
+
+// runPair runs two script calls, a then b, in one pipeline (one round trip on
+// a standalone server; go-redis splits it per node on a cluster), re-running
+// with the EVAL fallback any call whose node did not know its script yet. The
+// caller inspects both commands' errors.
+func (s *Store) runPair(ctx context.Context, a *goredis.Script, aKeys []string, aArgs []any, b *goredis.Script, bKeys []string, bArgs []any) (*goredis.Cmd, *goredis.Cmd) {
+	var ca, cb *goredis.Cmd
+	// The pipeline's own error repeats the first failed command's.
+	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		ca = a.EvalSha(ctx, p, aKeys, aArgs...)
+		cb = b.EvalSha(ctx, p, bKeys, bArgs...)
+		return nil
+	})
+	if goredis.HasErrorPrefix(ca.Err(), "NOSCRIPT") {
+		ca = s.runScript(ctx, a, aKeys, aArgs...)
+	}
+	if goredis.HasErrorPrefix(cb.Err(), "NOSCRIPT") {
+		cb = s.runScript(ctx, b, bKeys, bArgs...)
+	}
+	return ca, cb
+}

@@ -88,7 +88,12 @@ return redis.call('DEL', KEYS[1])
 `)
 
 // CreateToken stores t until t.ExpiresAt and indexes it under its request;
-// ErrAlreadyExists when the signature is taken. Two round trips (index, token).
+// ErrAlreadyExists when the signature is taken. One round trip: the index and
+// the token go out in one pipeline, index first. On a standalone server or a
+// Sentinel master they run in that order; on a cluster they sit on different
+// nodes, which is no weaker than the revocation race described above. When
+// the index failed and the token was written anyway, the token is deleted
+// again, so that no stored token escapes its request's revocation.
 func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
 	if t.Signature == "" {
 		return fmt.Errorf("redis: create %s token: %w", t.Kind, errEmptyID)
@@ -101,16 +106,24 @@ func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
 	if err != nil {
 		return fmt.Errorf("redis: create %s token: encode: %w", t.Kind, err)
 	}
-	if err := s.runScript(ctx, indexToken, []string{s.requestKey(t.Kind, t.RequestID)}, t.Signature, pxat).Err(); err != nil {
-		return fail(err, "create %s token: index", t.Kind)
-	}
 	active := "0"
 	if t.Active {
 		active = "1"
 	}
-	created, err := s.runScript(ctx, createToken, []string{s.tokenKey(t.Kind, t.Signature)}, pxat, b, t.RequestID, active).Int()
-	if err != nil {
-		return fail(err, "create %s token", t.Kind)
+	tokenKey := s.tokenKey(t.Kind, t.Signature)
+	index, create := s.runPair(ctx,
+		indexToken, []string{s.requestKey(t.Kind, t.RequestID)}, []any{t.Signature, pxat},
+		createToken, []string{tokenKey}, []any{pxat, b, t.RequestID, active})
+	created, cerr := create.Int()
+	if err := index.Err(); err != nil {
+		if cerr == nil && created == 1 {
+			// Best effort: the caller sees the index error either way.
+			_ = s.c.Del(context.WithoutCancel(ctx), tokenKey).Err()
+		}
+		return fail(err, "create %s token: index", t.Kind)
+	}
+	if cerr != nil {
+		return fail(cerr, "create %s token", t.Kind)
 	}
 	if created == 0 {
 		return fmt.Errorf("redis: create %s token: %w", t.Kind, storage.ErrAlreadyExists)

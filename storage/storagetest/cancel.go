@@ -51,6 +51,7 @@ func testCancelledContext(t *testing.T, s storage.Store) {
 		"CreateFlow":                func(ctx context.Context) error { return s.CreateFlow(ctx, newFlow(newID("flow"))) },
 		"GetFlow":                   func(ctx context.Context) error { _, err := s.GetFlow(ctx, flow.ID); return err },
 		"UpdateFlow":                func(ctx context.Context) error { _, err := s.UpdateFlow(ctx, flow.ID, keepFlow); return err },
+		"ReplaceFlow":               func(ctx context.Context) error { _, err := s.ReplaceFlow(ctx, flow); return err },
 		"DeleteFlow":                func(ctx context.Context) error { return s.DeleteFlow(ctx, flow.ID) },
 		"CreateChallenge":           func(ctx context.Context) error { return s.CreateChallenge(ctx, newChallenge(t0)) },
 		"GetChallenge":              func(ctx context.Context) error { _, err := s.GetChallenge(ctx, challenge.ID); return err },

@@ -70,6 +70,54 @@ func testFlows(t *testing.T, s storage.Store) {
 		}
 	})
 
+	t.Run("ReplaceFromARead", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newFlow(newID("flow"))
+		must(t, s.CreateFlow(ctx, f))
+		read, err := s.GetFlow(ctx, f.ID)
+		must(t, err)
+
+		next := read
+		next.Step, next.ChallengeID = "consent", ""
+		got, err := s.ReplaceFlow(ctx, next)
+		must(t, err)
+		if got.Version != read.Version+1 || got.Step != "consent" {
+			t.Fatalf("replace: version %d step %q, want version %d step consent", got.Version, got.Step, read.Version+1)
+		}
+		stored, err := s.GetFlow(ctx, f.ID)
+		must(t, err)
+		equal(t, stored, got)
+
+		// A second writer that read the same version lost: nothing changes.
+		stale := read
+		stale.Step = "done"
+		_, err = s.ReplaceFlow(ctx, stale)
+		wantErr(t, err, storage.ErrConflict)
+		stored, err = s.GetFlow(ctx, f.ID)
+		must(t, err)
+		equal(t, stored, got)
+
+		must(t, s.DeleteFlow(ctx, f.ID))
+		_, err = s.ReplaceFlow(ctx, got)
+		wantErr(t, err, storage.ErrNotFound)
+	})
+
+	t.Run("ConcurrentReplaceExactlyOne", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		f := newFlow(newID("flow"))
+		must(t, s.CreateFlow(ctx, f))
+		read, err := s.GetFlow(ctx, f.ID)
+		must(t, err)
+		exactlyOne(t, racers, func(i int) error {
+			next := read
+			next.Step = changeName(i)
+			_, err := s.ReplaceFlow(ctx, next)
+			return err
+		}, storage.ErrConflict)
+	})
+
 	testCAS(t, "flow", casRecord[storage.Flow]{
 		create: func(ctx context.Context, id string) error {
 			f := newFlow(id)
