@@ -244,7 +244,7 @@ func (p *Provider) startChallenge(c *gin.Context, flow storage.Flow, phone strin
 	}
 	p.loginAudit(c, eventSMSSent, flow, phone)
 	old := flow.ChallengeID
-	flow, err = p.store.UpdateFlow(ctx, flow.ID, func(f storage.Flow) (storage.Flow, error) {
+	flow, err = p.updateFlow(ctx, flow, func(f storage.Flow) (storage.Flow, error) {
 		if f.Step != stepPhone && f.Step != stepCode {
 			return f, errStepChanged
 		}
@@ -317,7 +317,7 @@ func (p *Provider) handleCodeSubmit(c *gin.Context) {
 	}
 	now := p.now().UTC()
 	subject := p.subject(res.Phone)
-	flow, err = p.store.UpdateFlow(ctx, flow.ID, func(f storage.Flow) (storage.Flow, error) {
+	flow, err = p.updateFlow(ctx, flow, func(f storage.Flow) (storage.Flow, error) {
 		if f.Step != stepCode {
 			return f, errStepChanged
 		}
@@ -556,6 +556,22 @@ func (p *Provider) flowError(c *gin.Context, err error) {
 		p.log.Error("login: store failure", "err", err)
 		p.renderError(c, http.StatusServiceUnavailable, "error.unavailable")
 	}
+}
+
+// updateFlow applies change to flow, which the request has just read, and
+// writes it back with one compare-and-set. When another request changed the
+// flow meanwhile, it falls back to UpdateFlow, which reads the flow again and
+// applies change to that: change must check the step it expects.
+func (p *Provider) updateFlow(ctx context.Context, flow storage.Flow, change func(storage.Flow) (storage.Flow, error)) (storage.Flow, error) {
+	next, err := change(flow)
+	if err != nil {
+		return storage.Flow{}, err
+	}
+	f, err := p.store.ReplaceFlow(ctx, next)
+	if errors.Is(err, storage.ErrConflict) {
+		return p.store.UpdateFlow(ctx, flow.ID, change)
+	}
+	return f, err
 }
 
 func (p *Provider) deleteFlow(ctx context.Context, id string) {

@@ -420,7 +420,7 @@ func benchForm(step int, pageURL, page string) (string, url.Values, error) {
 // little for it (it is written before the code page is served, but a
 // replicated outbox may lag).
 func (r *benchRun) readCode(ctx context.Context, c *http.Client, phone string) (string, error) {
-	target := r.o.Outbox + "?" + url.Values{"to": {phone}}.Encode()
+	target := r.o.Outbox + "?" + url.Values{"to": {phone}, "newest": {"1"}}.Encode()
 	for try := 0; ; try++ {
 		body, _, err := r.do(ctx, c, benchOutbox, http.MethodGet, target, nil, http.StatusOK)
 		if err != nil {
