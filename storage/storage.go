@@ -460,4 +460,24 @@ type RateLimiter interface {
 	// Allow records one event for key if it fits the limit. When it does not,
 	// allowed is false and retryAfter says when one will.
 	Allow(ctx context.Context, key string, limit int, window time.Duration) (allowed bool, retryAfter time.Duration, err error)
+	// AllowEach runs Allow for every check, in one round trip where the
+	// backend can, and returns the results in the order of checks. The checks
+	// are independent, not one transaction: some may be recorded while others
+	// are refused, and the caller takes back what it does not use
+	// (Counters.AddCount with -1 on the same key and window). On error some
+	// checks may have been recorded, and the results are nil.
+	AllowEach(ctx context.Context, checks []RateCheck) ([]RateResult, error)
+}
+
+// RateCheck is one event to record against one limit (RateLimiter.AllowEach).
+type RateCheck struct {
+	Key    string
+	Limit  int
+	Window time.Duration
+}
+
+// RateResult is the answer to one RateCheck, as Allow gives it.
+type RateResult struct {
+	Allowed    bool
+	RetryAfter time.Duration
 }

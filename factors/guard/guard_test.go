@@ -561,6 +561,13 @@ func (r *recordingStore) Allow(ctx context.Context, key string, limit int, windo
 	return r.Store.Allow(ctx, key, limit, window)
 }
 
+func (r *recordingStore) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]storage.RateResult, error) {
+	for _, c := range checks {
+		r.record(c.Key)
+	}
+	return r.Store.AllowEach(ctx, checks)
+}
+
 func (r *recordingStore) AddCount(ctx context.Context, key string, delta int64, window time.Duration) (float64, error) {
 	r.record(key)
 	return r.Store.AddCount(ctx, key, delta, window)

@@ -42,6 +42,12 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Du
 	if window <= 0 {
 		return false, 0, fmt.Errorf("memory: rate limit: %w", errBadWindow)
 	}
+	allowed, retryAfter := s.allowLocked(key, limit, window)
+	return allowed, retryAfter, nil
+}
+
+// allowLocked is Allow with the lock held and a valid window.
+func (s *Store) allowLocked(key string, limit int, window time.Duration) (bool, time.Duration) {
 	k := limitKey{key, window}
 	st, ok, elapsed := s.limitNow(k)
 	allowed, retryAfter := storage.SlidingWindow(st.prev, st.cur, elapsed, window, limit)
@@ -51,7 +57,25 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Du
 	if ok || allowed {
 		s.limits[k] = st
 	}
-	return allowed, retryAfter, nil
+	return allowed, retryAfter
+}
+
+// AllowEach runs Allow for every check under one lock.
+func (s *Store) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]storage.RateResult, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, fmt.Errorf("memory: rate limit: %w", err)
+	}
+	defer s.mu.Unlock()
+	for _, c := range checks {
+		if c.Window <= 0 {
+			return nil, fmt.Errorf("memory: rate limit: %w", errBadWindow)
+		}
+	}
+	out := make([]storage.RateResult, len(checks))
+	for i, c := range checks {
+		out[i].Allowed, out[i].RetryAfter = s.allowLocked(c.Key, c.Limit, c.Window)
+	}
+	return out, nil
 }
 
 // limitNow returns the counts of k as they stand now, moved into the current

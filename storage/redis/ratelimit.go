@@ -78,6 +78,36 @@ func (s *Store) Allow(ctx context.Context, key string, limit int, window time.Du
 	return s.allow(ctx, key, limit, window, nil)
 }
 
+// AllowEach runs the Allow script for every check in one pipeline: one round
+// trip on a standalone server, one per node on a cluster.
+func (s *Store) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]storage.RateResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redis: allow: %w", err)
+	}
+	out := make([]storage.RateResult, len(checks))
+	var calls []scriptCall
+	var at []int // the check of each call
+	for i, c := range checks {
+		if c.Limit <= 0 || c.Window <= 0 {
+			out[i].Allowed, out[i].RetryAfter = storage.SlidingWindow(0, 0, 0, c.Window, c.Limit) // refuses, like Allow
+			continue
+		}
+		calls = append(calls, scriptCall{keys: []string{s.limiterKey(c.Key)}, args: []any{c.Limit, max(c.Window.Microseconds(), 1)}})
+		at = append(at, i)
+	}
+	for j, cmd := range s.runScripts(ctx, slidingWindow, calls) {
+		res, err := cmd.Int64Slice()
+		if err != nil {
+			return nil, fail(err, "allow") // keys may hold hashed phone numbers: not in errors
+		}
+		if len(res) != 2 {
+			return nil, fmt.Errorf("redis: allow: unexpected script reply of %d items", len(res))
+		}
+		out[at[j]] = storage.RateResult{Allowed: res[0] == 1, RetryAfter: time.Duration(res[1]) * time.Millisecond}
+	}
+	return out, nil
+}
+
 // allow runs slidingWindow; now, when not nil, replaces Redis's clock (tests).
 func (s *Store) allow(ctx context.Context, key string, limit int, window time.Duration, now *time.Time) (bool, time.Duration, error) {
 	w := max(window.Microseconds(), 1)

@@ -85,6 +85,10 @@ func testCancelledContext(t *testing.T, s storage.Store) {
 		},
 		"ListOutbox": func(ctx context.Context) error { _, err := s.ListOutbox(ctx, 10); return err },
 		"Allow":      func(ctx context.Context) error { _, _, err := s.Allow(ctx, newID("rl"), 10, time.Minute); return err },
+		"AllowEach": func(ctx context.Context) error {
+			_, err := s.AllowEach(ctx, []storage.RateCheck{{Key: newID("rl"), Limit: 10, Window: time.Minute}})
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(cancelled(t)); err == nil {

@@ -222,4 +222,31 @@ func testConcurrency(t *testing.T, s storage.Store) {
 			t.Fatalf("%d of %d racing events allowed, want exactly %d", n, racers, limit)
 		}
 	})
+
+	t.Run("ConcurrentAllowEachExactlyLimit", func(t *testing.T) {
+		t.Parallel()
+		const limit = 10
+		shared := newID("rl")
+		results := make([][]storage.RateResult, racers)
+		errs := make([]error, racers)
+		race(racers, func(i int) {
+			results[i], errs[i] = s.AllowEach(t.Context(), []storage.RateCheck{
+				{Key: newID("rl"), Limit: 1, Window: time.Minute}, // each racer's own
+				{Key: shared, Limit: limit, Window: time.Minute},
+			})
+		})
+		must(t, errors.Join(errs...))
+		n := 0
+		for i, r := range results {
+			if len(r) != 2 || !r[0].Allowed {
+				t.Fatalf("racer %d: %+v, want two results and its own key allowed", i, r)
+			}
+			if r[1].Allowed {
+				n++
+			}
+		}
+		if n != limit {
+			t.Fatalf("%d of %d racing events allowed on the shared key, want exactly %d", n, racers, limit)
+		}
+	})
 }

@@ -50,6 +50,44 @@ func testRateLimit(t *testing.T, s storage.Store) {
 		}
 	})
 
+	t.Run("AllowEachIsAllowForEveryCheck", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		a, b, c, d := newID("rl"), newID("rl"), newID("rl"), newID("rl")
+		checks := []storage.RateCheck{
+			{Key: c, Limit: 0, Window: time.Minute}, // refused, like Allow
+			{Key: a, Limit: 2, Window: time.Minute},
+			{Key: b, Limit: 5, Window: time.Minute},
+			{Key: d, Limit: 1, Window: time.Hour},
+		}
+		want := [][]bool{{false, true, true, true}, {false, true, true, false}, {false, false, true, false}}
+		for round, w := range want {
+			res, err := s.AllowEach(ctx, checks)
+			must(t, err)
+			if len(res) != len(checks) {
+				t.Fatalf("round %d: %d results for %d checks", round, len(res), len(checks))
+			}
+			for i, r := range res {
+				if r.Allowed != w[i] {
+					t.Fatalf("round %d check %d: allowed %v, want %v", round, i, r.Allowed, w[i])
+				}
+				if !r.Allowed && i > 0 && r.RetryAfter <= 0 {
+					t.Fatalf("round %d check %d: refused with retry after %v, want > 0", round, i, r.RetryAfter)
+				}
+			}
+		}
+		// The batch recorded what it allowed, where Allow looks: b has had 3
+		// events in its minute, so 2 more fit its limit of 5, and no more.
+		if n, _ := allowN(t, s, b, 3, 5, time.Minute); n != 2 {
+			t.Fatalf("after three batches, %d of 3 more events on b allowed, want 2", n)
+		}
+		res, err := s.AllowEach(ctx, nil)
+		must(t, err)
+		if len(res) != 0 {
+			t.Fatalf("no checks: %d results", len(res))
+		}
+	})
+
 	t.Run("KeysAreIndependent", func(t *testing.T) {
 		t.Parallel()
 		a, b := newID("rl"), newID("rl")
