@@ -10,7 +10,9 @@
 // challenges, and a breaker per region that stops sending where codes are
 // sent but never used (SMS pumping). All counts live in the store, so the
 // limits hold across instances. Refusals are *factors.LimitError values whose
-// Reason names the limit for logs only.
+// Reason names the limit for logs only. For metrics, refusals and the sends
+// the budgets count go to an observer, and Budgets reads how much of each SMS
+// budget is spent.
 //
 // Personal data never reaches the store in clear: phone numbers, prefixes and
 // IP addresses in counter keys are HMACs under a key the caller derives from
@@ -31,6 +33,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nyaruka/phonenumbers"
@@ -61,6 +64,12 @@ type Guard struct {
 	exempt map[string]bool
 	log    *slog.Logger
 	obs    factors.Observer // nil: none
+	// budgetObs is obs when it also counts budget use (nil: none).
+	budgetObs BudgetObserver
+	// clients are the ids of the clients whose budget this guard has
+	// counted a send against, for Budgets: the registered clients the
+	// provider serves, so the set stays small.
+	clients sync.Map
 }
 
 var _ factors.Factor = (*Guard)(nil)
@@ -83,10 +92,12 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithObserver reports every refused send (its calling code and the limit's
-// Reason) to o.
+// Reason) to o and, if o is also a BudgetObserver, every send counted against
+// an SMS budget.
 func WithObserver(o factors.Observer) Option {
 	return func(g *Guard) error {
 		g.obs = o
+		g.budgetObs, _ = o.(BudgetObserver)
 		return nil
 	}
 }
@@ -218,7 +229,9 @@ func (g *Guard) Verify(ctx context.Context, challengeID, answer string) (factors
 
 // reservation is what one request counted, to be taken back if it sends nothing.
 type reservation struct {
-	counts []heldCount
+	counts   []heldCount
+	budgets  []string // the SMS budgets among counts (ReasonBudget, ReasonClientBudget)
+	clientID string   // whose client budget
 }
 
 type heldCount struct {
@@ -258,24 +271,41 @@ func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*
 			return nil, &factors.LimitError{Reason: ReasonBreaker, RetryAfter: left, Err: factors.ErrCountryUnavailable}
 		}
 	}
-	held := &reservation{}
-	for _, c := range g.sendCounters(n, clientID, ip) {
-		ok, retry, err := g.store.Allow(ctx, c.key, c.limit.Count, c.limit.Window)
-		if err != nil {
-			g.release(ctx, held)
-			return nil, fmt.Errorf("guard: limit %s: %w", c.name, err)
-		}
-		if !ok {
-			g.release(ctx, held)
-			lerr := &factors.LimitError{Reason: c.name, RetryAfter: retry}
-			if c.name == ReasonBudget || c.name == ReasonClientBudget {
-				lerr.Err = factors.ErrSMSUnavailable
-				g.log.ErrorContext(ctx, "guard: SMS budget spent, sending stopped", "limit", c.name,
-					"budget", c.limit.String(), "client", clientID, "retry_after", retry.Round(time.Second))
+	held := &reservation{clientID: clientID}
+	counters := g.sendCounters(n, clientID, ip)
+	checks := make([]storage.RateCheck, len(counters))
+	for i, c := range counters {
+		checks[i] = storage.RateCheck{Key: c.key, Limit: c.limit.Count, Window: c.limit.Window}
+	}
+	// Every limit in one round trip. Each counts on its own, so when one
+	// refuses, the others that counted this send take it back. After a store
+	// error nobody knows which counted: they keep the count, which errs on
+	// the side of refusing.
+	results, err := g.store.AllowEach(ctx, checks)
+	if err != nil {
+		return nil, fmt.Errorf("guard: limits: %w", err)
+	}
+	var refused *factors.LimitError
+	for i, c := range counters {
+		if !results[i].Allowed {
+			if refused == nil { // the first in checking order names the refusal
+				refused = &factors.LimitError{Reason: c.name, RetryAfter: results[i].RetryAfter}
+				if c.name == ReasonBudget || c.name == ReasonClientBudget {
+					refused.Err = factors.ErrSMSUnavailable
+					g.log.ErrorContext(ctx, "guard: SMS budget spent, sending stopped", "limit", c.name,
+						"budget", c.limit.String(), "client", clientID, "retry_after", results[i].RetryAfter.Round(time.Second))
+				}
 			}
-			return nil, lerr
+			continue
 		}
 		held.add(c.key, c.limit.Window)
+		if c.name == ReasonBudget || c.name == ReasonClientBudget {
+			held.budgets = append(held.budgets, c.name)
+		}
+	}
+	if refused != nil {
+		g.release(ctx, held)
+		return nil, refused
 	}
 	if breaker {
 		sent, err := g.store.AddCount(ctx, sentKey(n.region, b.Window), 1, b.Window)
@@ -298,13 +328,16 @@ func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*
 	return held, nil
 }
 
-// afterSend takes back the counts of a send that did not happen. A delivery
-// failure keeps them: the provider may have delivered (and billed) it anyway.
+// afterSend takes back the counts of a send that did not happen, and reports
+// the budgets a kept one spent. A delivery failure keeps them: the provider
+// may have delivered (and billed) it anyway.
 func (g *Guard) afterSend(ctx context.Context, held *reservation, err error) {
 	var delivery *factors.DeliveryError
 	if err != nil && !errors.As(err, &delivery) {
 		g.release(ctx, held)
+		return
 	}
+	g.spend(held)
 }
 
 // release takes back every count of held, even when ctx has ended: the
@@ -319,7 +352,7 @@ func (g *Guard) release(ctx context.Context, held *reservation) {
 			g.log.WarnContext(ctx, "guard: cannot take a count back", "err", err)
 		}
 	}
-	held.counts = nil
+	held.counts, held.budgets = nil, nil
 }
 
 // trip opens the breaker of region for the cool-down and starts its counts
@@ -375,7 +408,7 @@ func (g *Guard) sendCounters(n number, clientID, ip string) []counter {
 		ReasonClient:       clientID,
 		ReasonCountry:      strconv.Itoa(n.countryCode),
 		ReasonClientBudget: clientID,
-		ReasonBudget:       "all",
+		ReasonBudget:       serviceBudget,
 	}
 	if bucket, ok := ipBucket(ip); ok {
 		values[ReasonIP] = g.hash("ip", bucket)
