@@ -485,6 +485,14 @@ func (a *adminAPI) createClient(c *gin.Context) {
 			"client_id must be 1 to 128 letters, digits or '.', '_', '~', '-', got %q", client.ID))
 		return
 	}
+	if a.p.isStatic(client.ID) {
+		// Even when the store lost the static client (a Redis restarted
+		// empty): a stored client of that id would never be served, since
+		// lookupClient answers static ids from the configuration.
+		a.fail(c, newAdminError(http.StatusConflict, "conflict",
+			"client_id %q is already registered, as a static client of the configuration file (clients:) or of --dev", client.ID))
+		return
+	}
 	var secret string
 	if client.TokenEndpointAuthMethod != "none" {
 		secret = newClientSecret()
@@ -540,6 +548,7 @@ func (a *adminAPI) listClients(c *gin.Context) {
 		a.storeFailed(c, "", err)
 		return
 	}
+	list = a.p.withStaticClients(list, c.Query("after"))
 	page := clientPage{Clients: make([]ClientView, 0, min(len(list), limit))}
 	for i, cl := range list {
 		if i == limit {
@@ -551,10 +560,32 @@ func (a *adminAPI) listClients(c *gin.Context) {
 	c.JSON(http.StatusOK, page)
 }
 
+// withStaticClients merges into a page of stored clients (sorted by id, all
+// after `after`) this instance's static clients that sort after `after`, so
+// that they are listed even when the store lost them. A static client
+// replaces its stored copy: the configuration owns it. Paging stays exact:
+// the merge holds every client up to the page's last stored one, and a next
+// page starts after the last id shown.
+func (p *Provider) withStaticClients(list []storage.Client, after string) []storage.Client {
+	out := make([]storage.Client, 0, len(list)+len(p.static))
+	for _, c := range list {
+		if !p.isStatic(c.ID) {
+			out = append(out, c)
+		}
+	}
+	for id, c := range p.static {
+		if id > after {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(a, b storage.Client) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
 // getClient is GET /admin/clients/{id}.
 func (a *adminAPI) getClient(c *gin.Context) {
 	id := c.Param("id")
-	cl, err := a.p.store.GetClient(c.Request.Context(), id)
+	cl, err := a.p.lookupClient(c.Request.Context(), id)
 	if err != nil {
 		a.storeFailed(c, id, err)
 		return
@@ -586,6 +617,10 @@ func (a *adminAPI) updateClient(c *gin.Context) {
 	next, aerr := toClient(m)
 	if aerr != nil {
 		a.fail(c, aerr)
+		return
+	}
+	if a.p.isStatic(id) { // also when the store lost it: never a 404
+		a.readOnly(c, id)
 		return
 	}
 	var secret string
@@ -658,7 +693,7 @@ func changedFields(old, cur ClientView) []string {
 func (a *adminAPI) deleteClient(c *gin.Context) {
 	id := c.Param("id")
 	ctx := c.Request.Context()
-	cl, err := a.p.store.GetClient(ctx, id)
+	cl, err := a.p.lookupClient(ctx, id)
 	if err != nil {
 		a.storeFailed(c, id, err)
 		return
@@ -679,6 +714,10 @@ func (a *adminAPI) deleteClient(c *gin.Context) {
 // old one at once and is returned this once.
 func (a *adminAPI) rotateSecret(c *gin.Context) {
 	id := c.Param("id")
+	if a.p.isStatic(id) { // also when the store lost it: never a 404
+		a.readOnly(c, id)
+		return
+	}
 	secret := newClientSecret()
 	updated, err := a.p.store.UpdateClient(c.Request.Context(), id, func(cl storage.Client) (storage.Client, error) {
 		if cl.Static {

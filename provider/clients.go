@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"sync"
 
+	"github.com/gin-gonic/gin"
 	"github.com/ory/fosite"
 
 	"github.com/otpgate/otpgate/storage"
@@ -98,29 +100,151 @@ func (c *fositeClient) displayName() string {
 // getClient loads a client for fosite; a missing one is fosite.ErrNotFound so that
 // fosite answers invalid_client.
 func (p *Provider) getClient(ctx context.Context, id string) (fosite.Client, error) {
-	c, err := p.store.GetClient(ctx, id)
+	c, err := p.lookupClient(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fosite.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load client: %w: %w", errClientStore, err)
+		return nil, err
 	}
 	return newFositeClient(c), nil
 }
 
-// errClientStore marks a client that could not be loaded because the store
-// failed, not because it does not exist.
-var errClientStore = errors.New("client store unavailable")
+// lookupClient is the one way the provider reads a client. A static client
+// comes from the process (p.static): the configuration file owns it, so a
+// store that lost its data (a Redis restarted without persistence) cannot
+// make it unknown. Any other client is read from the store, at most once per
+// request when the request carries a clientMemo. A store failure wraps
+// errStoreUnavailable; a missing client is storage.ErrNotFound.
+func (p *Provider) lookupClient(ctx context.Context, id string) (storage.Client, error) {
+	if c, ok := p.static[id]; ok {
+		return c, nil
+	}
+	memo, _ := ctx.Value(clientMemoKey{}).(*clientMemo)
+	if c, ok := memo.get(id); ok {
+		return c, nil
+	}
+	c, err := p.store.GetClient(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Client{}, err
+	}
+	if err != nil {
+		return storage.Client{}, fmt.Errorf("load client: %w: %w", errStoreUnavailable, err)
+	}
+	memo.put(c)
+	return c, nil
+}
 
-// unavailable turns a refusal that fosite built around a client the store
-// could not load into temporarily_unavailable (503): fosite answers
-// invalid_client for any GetClient error, which would blame the client for
-// an outage. Any other error is returned as is.
+// isStatic reports whether id names a client of the configuration file.
+func (p *Provider) isStatic(id string) bool {
+	_, ok := p.static[id]
+	return ok
+}
+
+// clientMemo remembers the dynamic clients read from the store during ONE
+// request: fosite resolves the client several times per request (about five
+// at the token endpoint: authentication, the code's session, PKCE, the OpenID
+// session, the response), and each would otherwise be a store round trip.
+//
+// It lives in the request's context and dies with the request; nothing is
+// cached across requests. That is what keeps the admin API's promise: a
+// client deleted, or whose secret was rotated, stops working at the next
+// request, on every instance, with no cache to expire.
+type clientMemo struct {
+	mu sync.Mutex
+	m  map[string]storage.Client
+}
+
+type clientMemoKey struct{}
+
+// memoizeClients gives the request a fresh clientMemo.
+func (p *Provider) memoizeClients(c *gin.Context) {
+	ctx := context.WithValue(c.Request.Context(), clientMemoKey{}, &clientMemo{})
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+}
+
+// get returns the client read earlier in this request; a nil memo has none.
+func (m *clientMemo) get(id string) (storage.Client, bool) {
+	if m == nil {
+		return storage.Client{}, false
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.m[id]
+	return c, ok
+}
+
+// put remembers c for the rest of the request; a nil memo forgets it.
+func (m *clientMemo) put(c storage.Client) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = make(map[string]storage.Client, 1)
+	}
+	m.m[c.ID] = c
+}
+
+// errStoreUnavailable marks a failure of the store itself (unreachable,
+// timed out), as opposed to a record that does not exist: a client that could
+// not be loaded, or a token session the fosite adapter could not read or write.
+var errStoreUnavailable = errors.New("store unavailable")
+
+// unavailable turns a refusal that fosite built around a store failure into
+// temporarily_unavailable (503): fosite answers invalid_client for any
+// GetClient error and server_error for any other storage error, which would
+// blame the client, or otpgate, for an outage. Any other error is returned as
+// is.
 func unavailable(err error) error {
-	if errors.Is(err, errClientStore) {
+	if errors.Is(err, errStoreUnavailable) {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
 	}
 	return err
+}
+
+// markedStore is the store as fosite's storage adapter sees it: every token
+// failure other than the storage sentinels (not found, already exists,
+// conflict) also wraps errStoreUnavailable. Static clients never touch the
+// store, so during an outage the first failure of a token request with one is
+// reading the authorization code, not loading the client; without the mark
+// it would be a 500.
+type markedStore struct{ storage.Store }
+
+func markFailure(err error) error {
+	switch {
+	case err == nil, errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists),
+		errors.Is(err, storage.ErrConflict), errors.Is(err, context.Canceled):
+		return err
+	}
+	return fmt.Errorf("%w: %w", errStoreUnavailable, err)
+}
+
+func (s markedStore) CreateToken(ctx context.Context, t storage.Token) error {
+	return markFailure(s.Store.CreateToken(ctx, t))
+}
+
+func (s markedStore) GetToken(ctx context.Context, kind storage.TokenKind, signature string) (storage.Token, error) {
+	t, err := s.Store.GetToken(ctx, kind, signature)
+	return t, markFailure(err)
+}
+
+func (s markedStore) DeleteToken(ctx context.Context, kind storage.TokenKind, signature string) error {
+	return markFailure(s.Store.DeleteToken(ctx, kind, signature))
+}
+
+func (s markedStore) DeactivateToken(ctx context.Context, kind storage.TokenKind, signature string) error {
+	return markFailure(s.Store.DeactivateToken(ctx, kind, signature))
+}
+
+func (s markedStore) DeactivateTokensByRequest(ctx context.Context, kind storage.TokenKind, requestID string) error {
+	return markFailure(s.Store.DeactivateTokensByRequest(ctx, kind, requestID))
+}
+
+func (s markedStore) DeleteTokensByRequest(ctx context.Context, kind storage.TokenKind, requestID string) error {
+	return markFailure(s.Store.DeleteTokensByRequest(ctx, kind, requestID))
 }
 
 // HashClientSecret returns the stored form of a client secret.

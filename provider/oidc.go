@@ -202,6 +202,7 @@ func (p *Provider) handlePAR(c *gin.Context) {
 	}
 	resp, err := p.oauth2.NewPushedAuthorizeResponse(ctx, ar, newSession())
 	if err != nil {
+		err = unavailable(err)
 		p.logOAuthError("par: cannot store", err)
 		p.oauth2.WritePushedAuthorizeError(ctx, c.Writer, ar, err)
 		return

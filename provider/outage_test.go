@@ -18,7 +18,9 @@ const unavailableText = "The service is temporarily unavailable. Please try agai
 
 // TestRedisOutage kills the Redis under a running provider and starts it
 // again on the same port. While it is down, every page answers 503 with the
-// "temporarily unavailable" message (never 500, never a misleading refusal),
+// "temporarily unavailable" message (never 500, never a misleading refusal)
+// or, for a new authorization request, sends the browser back to the relying
+// party with error=temporarily_unavailable,
 // readiness fails and the token endpoint issues nothing. When it is back the
 // provider recovers by itself: the login that was pending when Redis died
 // completes, and the authorization code that could not be redeemed during
@@ -61,8 +63,14 @@ func TestRedisOutage(t *testing.T) {
 	for _, b := range []*browser{fresh, pending} {
 		b.tr.allow5x = true
 	}
+	// A new login with a static client (served from the process, not the
+	// store) gets as far as storing its flow, and goes back to the relying
+	// party with the standard error (RFC 6749 §4.1.2.1).
+	ar := r.authorize()
+	if p := fresh.get(ar.URL); r.callbackError(p, ar) != "temporarily_unavailable" {
+		t.Errorf("authorize with Redis down: %s, want a redirect with error=temporarily_unavailable", p.Header.Get("Location"))
+	}
 	for name, p := range map[string]*page{
-		"authorize":   fresh.get(r.authorize().URL),
 		"code page":   pending.get(codePage.URL.String()),
 		"code submit": pending.submit(codePage.form("/login/code"), map[string]string{"code": code}),
 		"resend":      pending.submit(codePage.form("/login/resend"), nil),

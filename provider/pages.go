@@ -47,7 +47,7 @@ func (p *Provider) allowRedirectTo(c *gin.Context, flow storage.Flow) {
 	}
 	raw := fr.Form.Get("redirect_uri")
 	if raw == "" { // fosite then uses the client's only registered URI
-		if cl, err := p.store.GetClient(c.Request.Context(), flow.ClientID); err == nil && len(cl.RedirectURIs) == 1 {
+		if cl, err := p.lookupClient(c.Request.Context(), flow.ClientID); err == nil && len(cl.RedirectURIs) == 1 {
 			raw = cl.RedirectURIs[0]
 		}
 	}
@@ -155,7 +155,7 @@ func (p *Provider) resendWait(ch storage.Challenge) time.Duration {
 }
 
 func (p *Provider) clientName(c *gin.Context, id string) string {
-	cl, err := p.store.GetClient(c.Request.Context(), id)
+	cl, err := p.lookupClient(c.Request.Context(), id)
 	if err != nil || cl.Name == "" {
 		return id
 	}

@@ -106,6 +106,11 @@ type Provider struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	// static holds the configuration file's clients, secrets hashed, by id.
+	// Built once in New and never written again: lookupClient answers them
+	// from here, so they keep working when the store loses its data.
+	static map[string]storage.Client
+
 	subjectKey []byte
 	stepKey    []byte
 	csrfKey    []byte
@@ -171,7 +176,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		AllowedPromptValues:             []string{"login", "none", "consent"},
 		RedirectSecureChecker:           fosite.IsRedirectURISecureStrict,
 	}
-	fstore := storage.NewFosite(opts.Store, p.getClient, func() fosite.Session { return newSession() })
+	fstore := storage.NewFosite(markedStore{opts.Store}, p.getClient, func() fosite.Session { return newSession() })
 	signer := opts.Keys.Signer()
 	// Compose explicitly: never ComposeAllEnabled, which turns on the implicit,
 	// password and client-credentials grants.
@@ -244,8 +249,11 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// seedClients writes the static clients, replacing an earlier version of each.
+// seedClients writes the static clients, replacing an earlier version of each,
+// and keeps them in p.static. The store copy is for the admin list and for
+// instances running an older binary; this process serves its own.
 func (p *Provider) seedClients(ctx context.Context, clients []StaticClient) error {
+	p.static = make(map[string]storage.Client, len(clients))
 	for _, sc := range clients {
 		c := sc.Client
 		c.Static = true
@@ -256,14 +264,15 @@ func (p *Provider) seedClients(ctx context.Context, clients []StaticClient) erro
 		c.CreatedAt, c.UpdatedAt = now, now
 		err := p.store.CreateClient(ctx, c)
 		if errors.Is(err, storage.ErrAlreadyExists) {
-			_, err = p.store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
+			c, err = p.store.UpdateClient(ctx, c.ID, func(old storage.Client) (storage.Client, error) {
 				c.CreatedAt = old.CreatedAt
 				return c, nil
 			})
 		}
 		if err != nil {
-			return fmt.Errorf("provider: seed client %s: %w", c.ID, err)
+			return fmt.Errorf("provider: seed client %s: %w", sc.ID, err)
 		}
+		p.static[c.ID] = c
 	}
 	return nil
 }
@@ -275,7 +284,7 @@ func (p *Provider) Handler() http.Handler {
 	// pick the address every per-IP limit counts. Validated in New.
 	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
 	// instrument comes first, to count what Recovery and limitBody answer too.
-	r.Use(p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding)
+	r.Use(p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding, p.memoizeClients)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)
