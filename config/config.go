@@ -43,6 +43,8 @@ type Config struct {
 	HTTP   HTTPConfig   `yaml:"http"`
 	// Limits are the abuse limits in front of the factor (limits.go).
 	Limits LimitsConfig `yaml:"limits"`
+	// Tracing exports OpenTelemetry traces (tracing.go).
+	Tracing TracingConfig `yaml:"tracing"`
 
 	// Factor is how a phone number is verified: "smsotp" (otpgate makes the
 	// codes and texts them through sms.providers) or "orange" (Orange's One
@@ -235,6 +237,7 @@ func Defaults(dev bool) Config {
 		Phone:       PhoneConfig{NumberTypes: defaultNumberTypes()},
 		HTTP:        HTTPConfig{MaxBodyBytes: defaultMaxBodyBytes},
 		Limits:      limitsDefaults(dev),
+		Tracing:     tracingDefaults(),
 		Redis: RedisConfig{
 			KeyPrefix:    "otpgate:",
 			DialTimeout:  seconds(5),
@@ -343,6 +346,7 @@ func upperAll(list []string) []string {
 func (c Config) Redacted() Config {
 	c.Clients = append([]ClientConfig(nil), c.Clients...)
 	redact(&c)
+	c.Tracing.Headers = redactHeaders(c.Tracing.Headers)
 	if c.SMS.Providers != nil {
 		providers := make([]SMSProviderConfig, len(c.SMS.Providers))
 		for i, p := range c.SMS.Providers {

@@ -403,7 +403,7 @@ func TestEnvCoversEveryScalarKey(t *testing.T) {
 		names = append(names, name)
 
 		c := Config{}
-		value := map[reflect.Kind]string{reflect.String: "x", reflect.Int: "7", reflect.Bool: "true", reflect.Int64: "7s", reflect.Slice: "a,b"}[o.field.Type.Kind()]
+		value := map[reflect.Kind]string{reflect.String: "x", reflect.Int: "7", reflect.Bool: "true", reflect.Int64: "7s", reflect.Float64: "0.5", reflect.Slice: "a,b"}[o.field.Type.Kind()]
 		var errs Errors
 		applyEnv(&c, env(map[string]string{name: value}), &errs)
 		if len(errs) > 0 || reflect.DeepEqual(c, Config{}) {

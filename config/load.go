@@ -59,6 +59,7 @@ func Load(path string, dev bool, getenv func(string) string) (Config, error) {
 	}
 	applyEnv(&c, getenv, &errs)
 	readSecretFiles(reflect.ValueOf(&c).Elem(), "", &errs, reported)
+	readHeadersFile(&c.Tracing, &errs)
 	if c.SMS.Sender == "" && len(c.SMS.Providers) == 0 {
 		c.SMS.Sender = devSender
 	}
@@ -298,6 +299,12 @@ func setText(o option, raw string) string {
 			return typeProblem(v.Type(), raw, o.secret())
 		}
 		v.SetBool(b)
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(strings.TrimSpace(raw), 64)
+		if err != nil {
+			return typeProblem(v.Type(), raw, o.secret())
+		}
+		v.SetFloat(f)
 	case reflect.Slice: // of strings: the only lists outside clients
 		var list []string
 		for _, s := range strings.Split(raw, ",") {
@@ -327,6 +334,8 @@ func typeProblem(t reflect.Type, raw string, secret bool) string {
 		want = "must be a whole number"
 	case t.Kind() == reflect.Bool:
 		want = "must be true or false"
+	case t.Kind() == reflect.Float64:
+		want = "must be a number like '0.5'"
 	default:
 		want = "must be a " + t.String()
 	}

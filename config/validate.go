@@ -84,6 +84,7 @@ func (c Config) Validate(dev bool) error {
 		validateTokens,
 		validateLog,
 		validateAdmin,
+		validateTracing,
 		validateClients,
 	} {
 		section(c, dev, &errs)
