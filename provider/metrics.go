@@ -20,6 +20,7 @@ import (
 type Metrics struct {
 	reg *prometheus.Registry
 
+	budgetUsed *prometheus.CounterVec // metrics_budget.go
 	requests   *prometheus.CounterVec
 	latency    *prometheus.HistogramVec
 	smsSent    *prometheus.CounterVec
@@ -36,7 +37,8 @@ var _ factors.Observer = (*Metrics)(nil)
 // registry: nothing goes to prometheus.DefaultRegisterer.
 func NewMetrics(reg *prometheus.Registry) *Metrics {
 	m := &Metrics{
-		reg: reg,
+		reg:        reg,
+		budgetUsed: newBudgetUsed(reg),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "otpgate_http_requests_total",
 			Help: "HTTP requests on the public listener, by route (the route pattern, never the raw path), method and status.",
