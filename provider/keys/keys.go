@@ -42,6 +42,18 @@ var algorithms = []string{RS256, ES256}
 const (
 	defaultRSABits  = 2048
 	defaultCacheTTL = 30 * time.Second
+
+	// restoreWindow bounds how old this instance's view of the store may be
+	// for a missing current key to count as lost while the store holds
+	// another current key of its algorithm (an instance restarted on the
+	// emptied store and generated one). A key rotated away leaves the store
+	// only once its retirement ends, never sooner than the longest token
+	// lifetime plus 5 minutes (provider.Options.KeyRetireAfter): a view
+	// younger than that cannot have missed a rotation and the expiry of its
+	// key, so the key was lost, not retired. An older view (an idle
+	// instance) restores nothing then, rather than bring a rotated-out key
+	// back.
+	restoreWindow = 5 * time.Minute
 )
 
 // Manager generates, stores, caches and rotates signing keys. It is safe for
@@ -59,6 +71,11 @@ type Manager struct {
 	// refreshMu serialises store reads and invalidations so a refresh that
 	// started before a Rotate cannot overwrite the invalidation with stale data.
 	refreshMu sync.Mutex
+	// known is the last snapshot read from the store, kept across
+	// invalidations (guarded by refreshMu): when the store loses its data
+	// (a Redis restarted without persistence), its sealed records are
+	// written back (see restore).
+	known *snapshot
 
 	// decrypted holds opened private keys by kid. A kid names one key for ever
 	// (it is the key's thumbprint), so entries never go stale; they are only
@@ -146,7 +163,9 @@ func NewManager(store storage.KeyStore, systemSecret []byte, opts ...Option) (*M
 
 // Ensure makes sure a current key exists for RS256 and for ES256, generating
 // and storing what is missing, then opens both current keys so that a wrong
-// system secret fails at start-up rather than at the first login.
+// system secret fails at start-up rather than at the first login. Keys this
+// Manager knew and the store lost are restored rather than replaced (see
+// restore): only a Manager that never read a key generates one.
 //
 // Several instances may run Ensure at once against one store. Each generates
 // only after finding no current key, and checks again after generating (RSA
@@ -246,6 +265,11 @@ func (m *Manager) Rotate(ctx context.Context, alg string, retireFor time.Duratio
 	// Invalidate even on failure: part of the rotation may have been written.
 	defer m.invalidate()
 
+	// Read through the cache first, so that keys the store lost are restored
+	// and retired below, not left current beside the new key.
+	if _, err := m.reload(ctx); err != nil {
+		return "", err
+	}
 	old, err := m.store.ListKeys(ctx)
 	if err != nil {
 		return "", fmt.Errorf("keys: list keys: %w", err)
@@ -282,8 +306,11 @@ func (m *Manager) Rotate(ctx context.Context, alg string, retireFor time.Duratio
 // ---------------------------------------------------------------------------
 // Cache
 
-// snapshot is an immutable view of the store's keys at one moment.
+// snapshot is an immutable view of the store's keys at one moment. Its
+// published keys keep their whole sealed record, so that the snapshot can
+// restore them to a store that lost them.
 type snapshot struct {
+	readAt     time.Time // when the store was read
 	validUntil time.Time
 	// current maps an alg to the key that signs. When several keys of one alg
 	// are current (instances raced in Ensure), the newest CreatedAt wins, ties
@@ -315,10 +342,73 @@ func (m *Manager) snapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: list keys: %w", err)
 	}
+	list = m.restore(ctx, list, now)
 	s := m.build(list, now)
+	m.known = s
 	m.snap.Store(s)
 	m.prune(s)
 	return s, nil
+}
+
+// restore writes back the keys this instance knows when the store has lost
+// them, and returns list with them. Redis often runs without persistence: a
+// restart or a failover to an empty replica leaves no keys, and generating
+// new ones would break every token already issued, which names a kid the
+// JWKS would no longer publish.
+//
+// The store counts as having lost its keys when a current key this instance
+// knows is missing from it and either the store has no current key of that
+// algorithm (no rotation ever leaves one without) or this instance read the
+// store less than restoreWindow ago. Then every known key missing from the
+// store is written back as it was (current or retired, with its expiry);
+// ErrAlreadyExists means another instance restored it first. A key that
+// cannot be written is still signed with, and the next refresh tries again.
+// Called with refreshMu held.
+func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now time.Time) []storage.SigningKey {
+	k := m.known
+	if k == nil {
+		return list
+	}
+	inStore := make(map[string]bool, len(list))
+	storeCurrent := make(map[string]bool)
+	for _, rec := range list {
+		inStore[rec.ID] = true
+		if rec.State == storage.KeyCurrent {
+			storeCurrent[rec.Algorithm] = true
+		}
+	}
+	lost := false
+	for alg, pk := range k.current {
+		if !inStore[pk.ID] && (!storeCurrent[alg] || now.Sub(k.readAt) < restoreWindow) {
+			lost = true
+		}
+	}
+	if !lost {
+		return list
+	}
+	var restored, byOthers []string
+	for _, jwk := range k.jwks { // newest first: a stable order for the log
+		rec := k.published[jwk.KeyID].SigningKey
+		if inStore[rec.ID] || (!rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt)) {
+			continue
+		}
+		switch err := m.store.CreateKey(ctx, rec); {
+		case err == nil:
+			restored = append(restored, rec.ID)
+		case errors.Is(err, storage.ErrAlreadyExists):
+			byOthers = append(byOthers, rec.ID)
+		default:
+			m.log.Error("keys: cannot restore a signing key the store lost; signing with it anyway", "kid", rec.ID, "alg", rec.Algorithm, "err", err)
+		}
+		list = append(list, rec)
+	}
+	if len(restored) > 0 {
+		m.log.Warn(fmt.Sprintf("keys: signing keys missing from the store (Redis restarted without persistence?); restored %d from this instance", len(restored)),
+			"kids", restored)
+	} else if len(byOthers) > 0 {
+		m.log.Info("keys: signing keys missing from the store were restored by another instance", "kids", byOthers)
+	}
+	return list
 }
 
 // reload drops the cache and reads the store.
@@ -335,6 +425,7 @@ func (m *Manager) invalidate() {
 
 func (m *Manager) build(list []storage.SigningKey, now time.Time) *snapshot {
 	s := &snapshot{
+		readAt:       now,
 		validUntil:   now.Add(m.cacheTTL),
 		current:      make(map[string]publicKey),
 		currentCount: make(map[string]int),

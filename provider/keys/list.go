@@ -2,7 +2,6 @@ package keys
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/otpgate/otpgate/storage"
@@ -22,14 +21,14 @@ type Info struct {
 
 // List returns the published keys, newest first, read from the store rather
 // than from the cache: administrators and the rotation scheduler must see what
-// other instances did a moment ago. A retired key whose expiry has passed by
-// the Manager's clock is left out, as it is from the JWKS.
+// other instances did a moment ago. Keys the store lost and this instance
+// knew are restored first, as on any refresh. A retired key whose expiry has
+// passed by the Manager's clock is left out, as it is from the JWKS.
 func (m *Manager) List(ctx context.Context) ([]Info, error) {
-	list, err := m.store.ListKeys(ctx)
+	s, err := m.reload(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("keys: list keys: %w", err)
+		return nil, err
 	}
-	s := m.build(list, m.now())
 	out := make([]Info, 0, len(s.jwks))
 	for _, jwk := range s.jwks { // the published keys, newest first
 		pk := s.published[jwk.KeyID]
