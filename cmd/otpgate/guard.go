@@ -19,6 +19,7 @@ func guardFactor(f factors.Factor, cfg config.Config, store storage.Store, secre
 	if err != nil {
 		return nil, fmt.Errorf("invalid limits configuration:\n%s", indent(err))
 	}
+	metrics.WatchSMSBudgets(g)
 	if !cfg.Limits.Enabled {
 		log.Warn("limits: off (limits.enabled: false): no send, attempt or budget limit and no pumping breaker; only phone.number_types applies")
 	}
