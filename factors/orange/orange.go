@@ -38,6 +38,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/text/language"
 
 	"github.com/otpgate/otpgate/factors"
@@ -86,6 +87,9 @@ type Options struct {
 	// Observer, if set, is told whether Orange accepted each code to send
 	// (provider "orange").
 	Observer factors.Observer
+	// Tracer, if set, runs each request that makes Orange text a code in
+	// an "sms.send" span (sms.TraceSend).
+	Tracer trace.Tracer
 
 	Timeout    time.Duration    // per request to Orange (sms.DefaultTimeout)
 	HTTPClient *http.Client     // sms.NewHTTPClient()
@@ -386,7 +390,11 @@ func (f *Factor) message(locale string) (string, error) {
 
 // create opens a challenge at Orange, which texts the code, and returns its id.
 func (f *Factor) create(ctx context.Context, phone factors.Phone, locale string) (string, error) {
-	id, err := f.send(ctx, phone, locale)
+	var id string
+	err := sms.TraceSend(ctx, f.opts.Tracer, Name, phone.CountryCode, func(ctx context.Context) (err error) {
+		id, err = f.send(ctx, phone, locale)
+		return err
+	})
 	if o := f.opts.Observer; o != nil {
 		if err != nil {
 			o.SMSFailed(Name, phone.CountryCode, sms.FailureOf(err).String())

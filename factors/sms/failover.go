@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otpgate/otpgate/factors"
 )
 
@@ -69,6 +71,7 @@ type FailoverOptions struct {
 	Breaker Breaker
 	Now     func() time.Time // nil: time.Now
 	Logger  *slog.Logger     // nil: slog.Default()
+	Tracer  trace.Tracer     // nil: no spans (see Trace)
 }
 
 // Failover is a Sender that tries providers in order of preference. A
@@ -83,6 +86,7 @@ type Failover struct {
 	routed  bool
 	now     func() time.Time
 	log     *slog.Logger
+	tracer  trace.Tracer
 }
 
 var (
@@ -113,7 +117,7 @@ func NewFailover(members []Member, opts FailoverOptions) (*Failover, error) {
 		return nil, err
 	}
 	b := opts.Breaker.withDefaults()
-	f := &Failover{now: opts.Now, log: opts.Logger}
+	f := &Failover{now: opts.Now, log: opts.Logger, tracer: opts.Tracer}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -174,6 +178,14 @@ func (f *Failover) route(to string) []*member {
 // tried), FailureRejected when every one that answered refused the message,
 // FailureUnavailable otherwise.
 func (f *Failover) Send(ctx context.Context, msg Message) (string, error) {
+	if f.tracer != nil {
+		return f.traceFailover(ctx, msg)
+	}
+	return f.send(ctx, msg)
+}
+
+// send is Send without its span.
+func (f *Failover) send(ctx context.Context, msg Message) (string, error) {
 	if err := msg.check(); err != nil {
 		return "", rejected(err)
 	}

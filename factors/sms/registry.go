@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gopkg.in/yaml.v3"
 
 	"github.com/otpgate/otpgate/factors"
@@ -44,6 +45,9 @@ type Deps struct {
 	// Observer, if set, is told each provider's result for each message
 	// (Setup.Open wraps every provider with Observe).
 	Observer factors.Observer
+	// Tracer, if set, runs each send in a span: the failover's, and one per
+	// provider tried (Setup.Open wraps every provider with Trace).
+	Tracer trace.Tracer
 }
 
 func (d Deps) withDefaults() Deps {
@@ -187,9 +191,9 @@ func (s Setup) Open(deps Deps) (*Failover, error) {
 		if err != nil {
 			return nil, fmt.Errorf("sms: provider %q (%s): %w", p.Name, p.Type, err)
 		}
-		members = append(members, Member{Name: p.Name, Type: p.Type, Sender: Observe(p.Name, sender, deps.Observer)})
+		members = append(members, Member{Name: p.Name, Type: p.Type, Sender: Trace(p.Name, Observe(p.Name, sender, deps.Observer), deps.Tracer)})
 	}
-	return NewFailover(members, FailoverOptions{Routes: s.Routes, Breaker: s.Breaker, Now: deps.Now, Logger: deps.Logger})
+	return NewFailover(members, FailoverOptions{Routes: s.Routes, Breaker: s.Breaker, Now: deps.Now, Logger: deps.Logger, Tracer: deps.Tracer})
 }
 
 var routeKey = regexp.MustCompile(`^\+[1-9][0-9]{0,5}$`)
