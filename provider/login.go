@@ -317,7 +317,9 @@ func (p *Provider) handleCodeSubmit(c *gin.Context) {
 	}
 	now := p.now().UTC()
 	subject := p.subject(res.Phone)
-	flow, err = p.updateFlow(ctx, flow, func(f storage.Flow) (storage.Flow, error) {
+	p.loginAudit(c, eventChallengeVerified, flow, res.Phone, slog.Any("amr", res.AMR))
+	p.startBrowserSession(c, storage.BrowserSession{Subject: subject, Phone: res.Phone, AuthTime: now, AMR: res.AMR})
+	p.continueAfterLogin(c, flow, func(f storage.Flow) (storage.Flow, error) {
 		if f.Step != stepCode {
 			return f, errStepChanged
 		}
@@ -325,13 +327,6 @@ func (p *Provider) handleCodeSubmit(c *gin.Context) {
 		f.ChallengeID = ""
 		return f, nil
 	})
-	if err != nil {
-		p.flowError(c, err)
-		return
-	}
-	p.loginAudit(c, eventChallengeVerified, flow, res.Phone, slog.Any("amr", res.AMR))
-	p.startBrowserSession(c, storage.BrowserSession{Subject: subject, Phone: res.Phone, AuthTime: now, AMR: res.AMR})
-	p.continueAfterLogin(c, flow)
 }
 
 func (p *Provider) handleResend(c *gin.Context) {
@@ -369,17 +364,31 @@ func (p *Provider) handleResend(c *gin.Context) {
 
 // continueAfterLogin shows the consent page when it is needed, or completes the
 // authorization.
-func (p *Provider) continueAfterLogin(c *gin.Context, flow storage.Flow) {
-	ar, client, ok := p.resume(c, flow)
+//
+// verified turns flow, as the code step loaded it, into the verified flow.
+// The verified flow is stored only when the consent page needs it; without
+// consent it goes straight to finishFlow, whose DeleteFlow lets exactly one
+// request complete the flow (the factor already let exactly one verify).
+func (p *Provider) continueAfterLogin(c *gin.Context, flow storage.Flow, verified func(storage.Flow) (storage.Flow, error)) {
+	next, err := verified(flow)
+	if err != nil {
+		p.flowError(c, err)
+		return
+	}
+	ar, client, ok := p.resume(c, next)
 	if !ok {
 		return
 	}
 	prompt := fosite.Arguments(fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " ")))
-	if p.needsConsent(c.Request.Context(), client, flow.Subject, ar.GetRequestedScopes(), prompt) {
+	if p.needsConsent(c.Request.Context(), client, next.Subject, ar.GetRequestedScopes(), prompt) {
+		if _, err := p.updateFlow(c.Request.Context(), flow, verified); err != nil {
+			p.flowError(c, err)
+			return
+		}
 		c.Redirect(http.StatusSeeOther, p.stepURL(flow.ID, stepConsent))
 		return
 	}
-	p.finishFlow(c, flow, ar, client)
+	p.finishFlow(c, next, ar, client)
 }
 
 func (p *Provider) handleConsentPage(c *gin.Context) {
