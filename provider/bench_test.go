@@ -35,8 +35,8 @@ var (
 	benchCSRF   = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 )
 
-func benchmarkLogin(b *testing.B, kind string) {
-	e := newEnv(b, kind)
+func benchmarkLogin(b *testing.B, kind string, opts ...envOption) {
+	e := newEnv(b, kind, opts...)
 	ctx := context.Background()
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	defer transport.CloseIdleConnections()

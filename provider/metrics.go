@@ -11,6 +11,7 @@ import (
 
 	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/factors/sms"
+	"github.com/otpgate/otpgate/storage/observe"
 )
 
 // Metrics holds otpgate's Prometheus metrics (docs/observability.md) and the
@@ -28,9 +29,13 @@ type Metrics struct {
 	smsRefused *prometheus.CounterVec
 	challenges *prometheus.CounterVec
 	tokens     *prometheus.CounterVec
+	store      *prometheus.HistogramVec
 }
 
-var _ factors.Observer = (*Metrics)(nil)
+var (
+	_ factors.Observer = (*Metrics)(nil)
+	_ observe.Recorder = (*Metrics)(nil)
+)
 
 // NewMetrics registers otpgate's metrics in reg, which /metrics on the admin
 // listener then serves. Each caller (serve, each test) brings its own
@@ -68,8 +73,16 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "otpgate_tokens_issued_total",
 			Help: "Token responses issued at /oauth2/token, by grant type.",
 		}, []string{"grant_type"}),
+		store: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "otpgate_store_operation_duration_seconds",
+			Help: "Latency of storage calls, by Store method (operation) and outcome (ok, not_found, exists, conflict, aborted, canceled, error).",
+			// A Redis round trip on a local network is a few hundred
+			// microseconds; a second is a store in trouble.
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"operation", "outcome"}),
 	}
 	reg.MustRegister(m.requests, m.latency, m.smsSent, m.smsFailed, m.smsRefused, m.challenges, m.tokens)
+	reg.MustRegister(m.store)
 	return m
 }
 
@@ -149,6 +162,15 @@ func (m *Metrics) tokenIssued(grantType string) {
 		return
 	}
 	m.tokens.WithLabelValues(grantType).Inc()
+}
+
+// StoreOperation implements observe.Recorder: serve wraps the store with
+// observe.Wrap, which reports every call here.
+func (m *Metrics) StoreOperation(operation, outcome string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.store.WithLabelValues(operation, outcome).Observe(d.Seconds())
 }
 
 // instrument is the public listener's middleware: one count and one latency

@@ -24,6 +24,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/openid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/provider/keys"
@@ -81,6 +82,9 @@ type Options struct {
 	// issued, and is served at /metrics on the admin listener. Pass the same
 	// one to the factor, guard and senders as their factors.Observer.
 	Metrics *Metrics
+	// Tracer, if set, runs each request on the public listener in a span
+	// (tracing.go). Pass the same one to observe.Wrap and the SMS senders.
+	Tracer trace.Tracer
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -283,8 +287,9 @@ func (p *Provider) Handler() http.Handler {
 	// gin trusts X-Forwarded-For from anyone by default: an attacker would
 	// pick the address every per-IP limit counts. Validated in New.
 	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
-	// instrument comes first, to count what Recovery and limitBody answer too.
-	r.Use(p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding, p.memoizeClients)
+	// traceRequest and instrument come first, to see what Recovery and
+	// limitBody answer too.
+	r.Use(p.traceRequest, p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding, p.memoizeClients)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)

@@ -123,6 +123,8 @@ type envConfig struct {
 	wrap func(t testing.TB, f factors.Factor, s storage.Store, log *slog.Logger) factors.Factor
 	// options adjusts the provider's options last.
 	options func(*provider.Options)
+	// store wraps the store before anything uses it (the observe decorator).
+	store func(storage.Store) storage.Store
 }
 
 type envOption func(*envConfig)
@@ -196,6 +198,9 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 	}
 	ctx := context.Background()
 	store := newStore(t, kind)
+	if cfg.store != nil {
+		store = cfg.store(store)
+	}
 
 	recs, err := sharedKeys()
 	if err != nil {
