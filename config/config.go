@@ -73,6 +73,13 @@ type RedisConfig struct {
 	SentinelMaster string `yaml:"sentinel_master"`
 	// SentinelAddrs are the host:port addresses of the Sentinels.
 	SentinelAddrs []string `yaml:"sentinel_addrs"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// themselves (Sentinel's requirepass or an ACL user, Redis 6.2+); the
+	// master's credentials stay in URL. Only with SentinelMaster.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword string `yaml:"sentinel_password" secret:"true"`
+	// SentinelPasswordFile names a file holding SentinelPassword.
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 	// ClusterAddrs are Redis Cluster nodes besides URL's host; any selects
 	// Cluster mode.
 	ClusterAddrs []string `yaml:"cluster_addrs"`

@@ -2,11 +2,13 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
 
 func TestRedisDeployment(t *testing.T) {
+	sentinelPasswordFile := writeFile(t, "sentinel-password", "from-a-file\n")
 	tests := []struct {
 		name  string
 		yaml  string
@@ -27,6 +29,37 @@ func TestRedisDeployment(t *testing.T) {
 					r.PoolSize != 50 || r.ReadTimeout != Duration(500*time.Millisecond) || r.MaxRetries != 0 {
 					t.Errorf("%+v", r)
 				}
+			}},
+		{name: "sentinel credentials from the environment",
+			yaml: "redis:\n  url: redis://:pw@mymaster/0\n  sentinel_master: mymaster\n  sentinel_addrs: [s1:26379]\n",
+			env:  map[string]string{"OTPGATE_REDIS_SENTINEL_USERNAME": "watcher", "OTPGATE_REDIS_SENTINEL_PASSWORD": "sentinel-pw"},
+			check: func(t *testing.T, r RedisConfig) {
+				if r.SentinelUsername != "watcher" || r.SentinelPassword != "sentinel-pw" {
+					t.Errorf("%+v", r)
+				}
+				if s := r.String(); strings.Contains(s, "sentinel-pw") || !strings.Contains(s, "sentinel_password: REDACTED") {
+					t.Errorf("the rendered section shows the Sentinel password:\n%s", s)
+				}
+			}},
+		{name: "sentinel password from a file",
+			yaml: "redis:\n  url: redis://mymaster/0\n  sentinel_master: mymaster\n  sentinel_addrs: [s1:26379]\n  sentinel_password_file: " + sentinelPasswordFile + "\n",
+			check: func(t *testing.T, r RedisConfig) {
+				if r.SentinelPassword != "from-a-file" || r.SentinelUsername != "" {
+					t.Errorf("%+v", r)
+				}
+			}},
+		{name: "sentinel credentials without sentinel",
+			env: map[string]string{"OTPGATE_REDIS_URL": "redis://r", "OTPGATE_REDIS_SENTINEL_USERNAME": "u", "OTPGATE_REDIS_SENTINEL_PASSWORD": "hunter2"}, want: []string{
+				"redis: option 'sentinel_username' is only used with 'sentinel_master': it authenticates to the Sentinels; the Redis password goes in 'url' (redis://:password@host:6379/0)",
+				"redis: option 'sentinel_password' is only used with 'sentinel_master': it authenticates to the Sentinels; the Redis password goes in 'url' (redis://:password@host:6379/0)",
+			}},
+		{name: "sentinel user without a password",
+			yaml: "redis:\n  url: redis://mymaster/0\n  sentinel_master: mymaster\n  sentinel_addrs: [s1:26379]\n  sentinel_username: watcher\n", want: []string{
+				"redis: option 'sentinel_username' needs 'sentinel_password' (or 'sentinel_password_file'): a Sentinel ACL user authenticates with a password",
+			}},
+		{name: "sentinel password twice",
+			yaml: "redis:\n  url: redis://mymaster/0\n  sentinel_master: mymaster\n  sentinel_addrs: [s1:26379]\n  sentinel_password: a\n  sentinel_password_file: " + sentinelPasswordFile + "\n", want: []string{
+				"redis: option 'sentinel_password' and 'sentinel_password_file' are both set: set only one",
 			}},
 		{name: "cluster from the environment",
 			env: map[string]string{"OTPGATE_REDIS_URL": "redis://n1:7000", "OTPGATE_REDIS_CLUSTER_ADDRS": "n2:7000, n3:7000",

@@ -162,6 +162,17 @@ func validateRedisDeployment(r RedisConfig, errs *Errors) {
 	case r.SentinelMaster != "" && cluster:
 		errs.add("redis.sentinel_master", "and 'cluster_addrs' (or ?addr= in 'url') are both set: a deployment is Sentinel or Cluster, not both")
 	}
+	if r.SentinelMaster == "" {
+		// Credentials for Sentinels that are not used would hide a
+		// misconfiguration: the Redis password belongs in url.
+		for _, o := range []struct{ key, value string }{{"sentinel_username", r.SentinelUsername}, {"sentinel_password", r.SentinelPassword}} {
+			if o.value != "" {
+				errs.add("redis."+o.key, "is only used with 'sentinel_master': it authenticates to the Sentinels; the Redis password goes in 'url' (redis://:password@host:6379/0)")
+			}
+		}
+	} else if r.SentinelUsername != "" && r.SentinelPassword == "" {
+		errs.add("redis.sentinel_username", "needs 'sentinel_password' (or 'sentinel_password_file'): a Sentinel ACL user authenticates with a password")
+	}
 	for i, a := range r.SentinelAddrs {
 		checkAddr(errs, fmt.Sprintf("redis.sentinel_addrs[%d]", i), a)
 	}

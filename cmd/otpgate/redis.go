@@ -17,11 +17,14 @@ func redisOptions(c config.RedisConfig) redis.Options {
 		URL:            c.URL,
 		SentinelMaster: c.SentinelMaster,
 		SentinelAddrs:  c.SentinelAddrs,
-		ClusterAddrs:   c.ClusterAddrs,
-		PoolSize:       c.PoolSize,
-		DialTimeout:    time.Duration(c.DialTimeout),
-		ReadTimeout:    time.Duration(c.ReadTimeout),
-		WriteTimeout:   time.Duration(c.WriteTimeout),
-		MaxRetries:     retries,
+		// The Sentinels' own credentials, apart from the master's in URL.
+		SentinelUsername: c.SentinelUsername,
+		SentinelPassword: c.SentinelPassword,
+		ClusterAddrs:     c.ClusterAddrs,
+		PoolSize:         c.PoolSize,
+		DialTimeout:      time.Duration(c.DialTimeout),
+		ReadTimeout:      time.Duration(c.ReadTimeout),
+		WriteTimeout:     time.Duration(c.WriteTimeout),
+		MaxRetries:       retries,
 	}
 }

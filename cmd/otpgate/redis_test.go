@@ -34,3 +34,21 @@ func TestRedisOptions(t *testing.T) {
 		t.Errorf("max_retries 2 became %d", o.MaxRetries)
 	}
 }
+
+func TestRedisOptionsSentinelCredentials(t *testing.T) {
+	env := map[string]string{
+		"OTPGATE_REDIS_URL":               "redis://:master-pw@mymaster/0",
+		"OTPGATE_REDIS_SENTINEL_MASTER":   "mymaster",
+		"OTPGATE_REDIS_SENTINEL_ADDRS":    "s1:26379,s2:26379",
+		"OTPGATE_REDIS_SENTINEL_USERNAME": "watcher",
+		"OTPGATE_REDIS_SENTINEL_PASSWORD": "sentinel-pw",
+	}
+	cfg, err := config.Load("", true, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := redisOptions(cfg.Redis)
+	if o.Mode() != "sentinel" || o.SentinelUsername != "watcher" || o.SentinelPassword != "sentinel-pw" || o.URL != env["OTPGATE_REDIS_URL"] {
+		t.Errorf("options = %+v", o)
+	}
+}

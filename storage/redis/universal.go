@@ -27,6 +27,11 @@ type Options struct {
 	// monitor (Redis Sentinel: the client follows failovers).
 	SentinelMaster string
 	SentinelAddrs  []string // host:port of each Sentinel
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// themselves (their requirepass or ACL user, Redis 6.2+); the master's
+	// credentials stay in URL. Sentinel only.
+	SentinelUsername string
+	SentinelPassword string
 
 	// ClusterAddrs are Redis Cluster nodes besides the URL's host. Any Cluster
 	// node address (here or as ?addr= in URL) selects Cluster mode.
@@ -83,6 +88,10 @@ func (o Options) universal() (*goredis.UniversalOptions, error) {
 		return nil, errors.New("sentinel_master needs at least one Sentinel address")
 	case !sentinel && len(o.SentinelAddrs) > 0:
 		return nil, errors.New("Sentinel addresses need sentinel_master, the name of the monitored master")
+	case !sentinel && (o.SentinelUsername != "" || o.SentinelPassword != ""):
+		return nil, errors.New("Sentinel credentials need sentinel_master: they authenticate to the Sentinels only")
+	case o.SentinelUsername != "" && o.SentinelPassword == "":
+		return nil, errors.New("a Sentinel user name needs a Sentinel password")
 	case cluster && so.DB != 0:
 		return nil, fmt.Errorf("Redis Cluster has only database 0, the URL selects %d", so.DB)
 	}
@@ -114,6 +123,8 @@ func (o Options) universal() (*goredis.UniversalOptions, error) {
 	case sentinel:
 		uo.MasterName = o.SentinelMaster
 		uo.Addrs = slices.Clone(o.SentinelAddrs)
+		uo.SentinelUsername = o.SentinelUsername
+		uo.SentinelPassword = o.SentinelPassword
 	case cluster:
 		uo.IsClusterMode = true // even with a single seed node
 		for _, a := range slices.Concat(extra, o.ClusterAddrs) {

@@ -38,8 +38,20 @@ func TestOptionsUniversal(t *testing.T) {
 			}},
 		{"sentinel", Options{URL: "redis://:pw@mymaster/1", SentinelMaster: "mymaster", SentinelAddrs: []string{"s1:26379", "s2:26379"}}, "sentinel",
 			func(t *testing.T, u *goredis.UniversalOptions) {
-				if u.MasterName != "mymaster" || !slices.Equal(u.Addrs, []string{"s1:26379", "s2:26379"}) || u.DB != 1 || u.Password != "pw" {
+				if u.MasterName != "mymaster" || !slices.Equal(u.Addrs, []string{"s1:26379", "s2:26379"}) || u.DB != 1 || u.Password != "pw" ||
+					u.SentinelUsername != "" || u.SentinelPassword != "" {
 					t.Errorf("%+v", u)
+				}
+			}},
+		{"sentinel credentials apart from the master's", Options{URL: "redis://app:pw@mymaster/0", SentinelMaster: "mymaster", SentinelAddrs: []string{"s1:26379"},
+			SentinelUsername: "sentinel-user", SentinelPassword: "sentinel-pw"}, "sentinel",
+			func(t *testing.T, u *goredis.UniversalOptions) {
+				if u.SentinelUsername != "sentinel-user" || u.SentinelPassword != "sentinel-pw" || u.Username != "app" || u.Password != "pw" {
+					t.Errorf("%+v", u)
+				}
+				// What go-redis hands its Sentinel client.
+				if f := u.Failover(); f.SentinelUsername != "sentinel-user" || f.SentinelPassword != "sentinel-pw" || f.Password != "pw" {
+					t.Errorf("failover options: %+v", f)
 				}
 			}},
 		{"cluster from ?addr=", Options{URL: "redis://:pw@n1:7000?addr=n2:7000&addr=n3:7000&dial_timeout=2s"}, "cluster",
@@ -77,6 +89,8 @@ func TestOptionsUniversalRefusals(t *testing.T) {
 		{"sentinel and cluster", Options{URL: "redis://r?addr=n2:1", SentinelMaster: "m", SentinelAddrs: []string{"s:1"}}, "not both"},
 		{"sentinel without addresses", Options{URL: "redis://r", SentinelMaster: "m"}, "at least one Sentinel"},
 		{"sentinel addresses without a master", Options{URL: "redis://r", SentinelAddrs: []string{"s:1"}}, "need sentinel_master"},
+		{"sentinel password without a master", Options{URL: "redis://r", SentinelPassword: "hunter2"}, "credentials need sentinel_master"},
+		{"sentinel user without a password", Options{URL: "redis://r", SentinelMaster: "m", SentinelAddrs: []string{"s:1"}, SentinelUsername: "u"}, "needs a Sentinel password"},
 		{"cluster on database 1", Options{URL: "redis://r/1", ClusterAddrs: []string{"n2:1"}}, "only database 0"},
 		{"scheme", Options{URL: "http://:hunter2@r"}, "invalid URL scheme"},
 		{"bad url", Options{URL: "redis://:hunter2@r:bad\x7f"}, "not a valid URL"},
@@ -153,6 +167,52 @@ func TestOpenUniversalSentinel(t *testing.T) {
 	if n, err := direct.DBSize(t.Context()).Result(); err != nil || n == 0 {
 		t.Errorf("master holds %d keys (%v), want the round trip's", n, err)
 	}
+}
+
+// TestOpenUniversalSentinelPassword runs against a Sentinel with
+// requirepass: without sentinel_password the client cannot ask it where the
+// master is; with it, it can, and the master itself needs no password.
+func TestOpenUniversalSentinelPassword(t *testing.T) {
+	const password = "sentinel-secret-0123456789"
+	master := redistest.StartServer(t)
+	sentinel := redistest.StartSentinel(t, "otpgate-test", master, redistest.WithRequirePass(password))
+	o := Options{URL: "redis://otpgate-test/0", SentinelMaster: "otpgate-test", SentinelAddrs: []string{sentinel.Addr},
+		DialTimeout: time.Second, MaxRetries: -1}
+
+	// The Sentinel really refuses an unauthenticated client.
+	direct := goredis.NewSentinelClient(&goredis.Options{Addr: sentinel.Addr})
+	defer direct.Close()
+	if _, err := direct.GetMasterAddrByName(t.Context(), "otpgate-test").Result(); err == nil || !strings.Contains(err.Error(), "NOAUTH") {
+		t.Fatalf("unauthenticated SENTINEL get-master-addr-by-name: %v, want NOAUTH", err)
+	}
+
+	for _, tc := range []struct{ name, password, want string }{
+		{"without the password", "", "NOAUTH"},
+		{"with a wrong password", "wrong-" + password, "WRONGPASS"},
+	} {
+		o := o
+		o.SentinelPassword = tc.password
+		s, err := OpenUniversal(t.Context(), o)
+		if err == nil {
+			_ = s.Close()
+			t.Errorf("%s: connected, want a refusal", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want the Sentinel's %s", tc.name, err, tc.want)
+		}
+		if tc.password != "" && strings.Contains(err.Error(), tc.password) {
+			t.Errorf("%s: the error repeats the password: %v", tc.name, err)
+		}
+	}
+
+	o.SentinelPassword = password
+	s, err := OpenUniversal(t.Context(), o)
+	if err != nil {
+		t.Fatalf("with the Sentinel password: %v", err)
+	}
+	defer s.Close()
+	checkRoundTrip(t, s)
 }
 
 func TestOpenUniversalUnreachable(t *testing.T) {

@@ -23,8 +23,11 @@ type Server struct {
 	dir  string
 	conf string // the config file, for a Sentinel (which must be able to rewrite it)
 	args []string
-	cmd  *exec.Cmd
-	done chan struct{}
+	// password is what the server requires from clients (a Sentinel's
+	// requirepass); Start authenticates its readiness PING with it.
+	password string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // StartServer starts a redis-server on a spare loopback port with the extra
@@ -32,19 +35,38 @@ type Server struct {
 // redis-server binary the test is skipped, or fails under CI=true.
 func StartServer(t testing.TB, args ...string) *Server {
 	t.Helper()
-	return start(t, "", args)
+	return start(t, "", args, "")
+}
+
+// SentinelOption configures a Sentinel started by StartSentinel.
+type SentinelOption func(*sentinelConfig)
+
+type sentinelConfig struct{ requirePass string }
+
+// WithRequirePass makes the Sentinel refuse every command but AUTH (and
+// HELLO with AUTH) until the client authenticates with password: Sentinel's
+// requirepass, supported since Redis 6.2.
+func WithRequirePass(password string) SentinelOption {
+	return func(c *sentinelConfig) { c.requirePass = password }
 }
 
 // StartSentinel starts a Redis Sentinel monitoring master under the name
 // name, with a quorum of one.
-func StartSentinel(t testing.TB, name string, master *Server) *Server {
+func StartSentinel(t testing.TB, name string, master *Server, opts ...SentinelOption) *Server {
 	t.Helper()
+	var sc sentinelConfig
+	for _, o := range opts {
+		o(&sc)
+	}
 	host, port, _ := net.SplitHostPort(master.Addr)
 	conf := fmt.Sprintf("sentinel monitor %s %s %s 1\nsentinel down-after-milliseconds %s 5000\n", name, host, port, name)
-	return start(t, conf, []string{"--sentinel"})
+	if sc.requirePass != "" {
+		conf += fmt.Sprintf("requirepass %q\n", sc.requirePass)
+	}
+	return start(t, conf, []string{"--sentinel"}, sc.requirePass)
 }
 
-func start(t testing.TB, conf string, args []string) *Server {
+func start(t testing.TB, conf string, args []string, password string) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		msg := "redistest: redis-server is not installed (apt-get install redis-server)"
@@ -53,7 +75,7 @@ func start(t testing.TB, conf string, args []string) *Server {
 		}
 		t.Skip(msg)
 	}
-	s := &Server{t: t, dir: t.TempDir(), args: args}
+	s := &Server{t: t, dir: t.TempDir(), args: args, password: password}
 	s.Addr = freePort(t)
 	if conf != "" {
 		s.conf = filepath.Join(s.dir, "redis.conf")
@@ -103,7 +125,7 @@ func (s *Server) Start() {
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(s.done) }()
 
-	client := goredis.NewClient(&goredis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	client := goredis.NewClient(&goredis.Options{Addr: s.Addr, Password: s.password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer client.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
