@@ -20,11 +20,23 @@ type Counters interface {
 	// SlidingWindow). delta 0 only reads. A negative delta takes events back
 	// (the current window first, then the previous one), never below zero.
 	AddCount(ctx context.Context, key string, delta int64, window time.Duration) (float64, error)
+	// AddCounts runs AddCount for every change, in one round trip where the
+	// backend can, and returns the estimates in the order of changes. The
+	// changes are independent, not one transaction. On error some may have
+	// been applied, and the estimates are nil.
+	AddCounts(ctx context.Context, changes []CountChange) ([]float64, error)
 	// SetLatch holds key for d from now, replacing any earlier hold. A d <= 0
 	// releases it.
 	SetLatch(ctx context.Context, key string, d time.Duration) error
 	// Latch returns how much longer key is held; 0 when it is not.
 	Latch(ctx context.Context, key string) (time.Duration, error)
+}
+
+// CountChange is one AddCount in Counters.AddCounts.
+type CountChange struct {
+	Key    string
+	Delta  int64
+	Window time.Duration
 }
 
 // AddToWindow applies delta to the counts of a sliding-window counter and

@@ -527,6 +527,16 @@ func (s *store) AddCount(ctx context.Context, key string, delta int64, window ti
 	return n, err
 }
 
+func (s *store) AddCounts(ctx context.Context, changes []storage.CountChange) ([]float64, error) {
+	ctx, o := s.begin(ctx, "AddCounts", noAttr)
+	if o.tracing() {
+		o.set(attribute.Int("otpgate.counters.changes", len(changes)))
+	}
+	n, err := s.next.AddCounts(ctx, changes)
+	o.end(err)
+	return n, err
+}
+
 func (s *store) SetLatch(ctx context.Context, key string, d time.Duration) error {
 	ctx, o := s.begin(ctx, "SetLatch", noAttr)
 	err := s.next.SetLatch(ctx, key, d)

@@ -53,6 +53,32 @@ func (s *Store) AddCount(ctx context.Context, key string, delta int64, window ti
 	return est, nil
 }
 
+// AddCounts runs the AddCount script for every change in one pipeline: one
+// round trip on a standalone server, one per node on a cluster.
+func (s *Store) AddCounts(ctx context.Context, changes []storage.CountChange) ([]float64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("redis: add count: %w", err)
+	}
+	calls := make([]scriptCall, len(changes))
+	for i, c := range changes {
+		if c.Window <= 0 {
+			return nil, fmt.Errorf("redis: add count: window must be positive, got %v", c.Window)
+		}
+		calls[i] = scriptCall{keys: []string{s.limiterKey(c.Key)}, args: []any{c.Delta, max(c.Window.Microseconds(), 1)}}
+	}
+	out := make([]float64, len(changes))
+	for i, cmd := range s.runScripts(ctx, addCount, calls) {
+		res, err := cmd.Text()
+		if err != nil {
+			return nil, fail(err, "add count") // keys may hold hashed phone numbers
+		}
+		if out[i], err = strconv.ParseFloat(res, 64); err != nil {
+			return nil, fmt.Errorf("redis: add count: unexpected script reply %q", res)
+		}
+	}
+	return out, nil
+}
+
 // SetLatch holds key for d (SET … PX), or releases it when d <= 0.
 func (s *Store) SetLatch(ctx context.Context, key string, d time.Duration) error {
 	if err := ctx.Err(); err != nil {

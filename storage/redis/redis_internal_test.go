@@ -347,6 +347,10 @@ func TestRoundTrips(t *testing.T) {
 			return err
 		}},
 		{"Allow", 1, func() error { _, _, err := s.Allow(ctx, "rt", 100, time.Minute); return err }},
+		{"AddCounts", 1, func() error {
+			_, err := s.AddCounts(ctx, []storage.CountChange{{Key: "rt1", Delta: 1, Window: time.Minute}, {Key: "rt2", Delta: -1, Window: time.Hour}})
+			return err
+		}},
 		{"AllowEach", 1, func() error {
 			_, err := s.AllowEach(ctx, []storage.RateCheck{{Key: "rt1", Limit: 100, Window: time.Minute}, {Key: "rt2", Limit: 100, Window: time.Hour}, {Key: "rt3", Limit: 100, Window: time.Second}})
 			return err

@@ -89,6 +89,11 @@ func testCancelledContext(t *testing.T, s storage.Store) {
 			_, err := s.AllowEach(ctx, []storage.RateCheck{{Key: newID("rl"), Limit: 10, Window: time.Minute}})
 			return err
 		},
+		"AddCount": func(ctx context.Context) error { _, err := s.AddCount(ctx, newID("cnt"), 1, time.Minute); return err },
+		"AddCounts": func(ctx context.Context) error {
+			_, err := s.AddCounts(ctx, []storage.CountChange{{Key: newID("cnt"), Delta: 1, Window: time.Minute}})
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(cancelled(t)); err == nil {

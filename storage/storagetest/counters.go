@@ -62,6 +62,39 @@ func testCounters(t *testing.T, c storage.Store) {
 		}
 	})
 
+	t.Run("AddCountsIsAddCountForEveryChange", func(t *testing.T) {
+		t.Parallel()
+		ctx := t.Context()
+		a, b := newID("cnt"), newID("cnt")
+		got, err := c.AddCounts(ctx, []storage.CountChange{
+			{Key: a, Delta: 2, Window: time.Hour},
+			{Key: b, Delta: 5, Window: time.Hour},
+			{Key: a, Delta: 0, Window: time.Hour}, // reads what the first change wrote
+		})
+		must(t, err)
+		if len(got) != 3 {
+			t.Fatalf("%d estimates for 3 changes", len(got))
+		}
+		near(t, "a after +2", got[0], 2)
+		near(t, "b after +5", got[1], 5)
+		near(t, "a read in the same batch", got[2], 2)
+
+		got, err = c.AddCounts(ctx, []storage.CountChange{{Key: b, Delta: -1, Window: time.Hour}, {Key: a, Delta: -1, Window: time.Hour}})
+		must(t, err)
+		near(t, "b after -1", got[0], 4)
+		near(t, "a after -1", got[1], 1)
+		// What the batch counted is what Allow limits: a has one event, so
+		// two more fit a limit of 3.
+		if n, _ := allowN(t, c, a, 3, 3, time.Hour); n != 2 {
+			t.Fatalf("after the batches, %d of 3 events on a allowed, want 2", n)
+		}
+		got, err = c.AddCounts(ctx, nil)
+		must(t, err)
+		if len(got) != 0 {
+			t.Fatalf("no changes: %d estimates", len(got))
+		}
+	})
+
 	t.Run("SlidesOut", func(t *testing.T) {
 		t.Parallel()
 		key := newID("cnt")
