@@ -217,13 +217,17 @@ func (g *Guard) Verify(ctx context.Context, challengeID, answer string) (factors
 		}
 	}
 	res, err := g.next.Verify(ctx, challengeID, answer)
+	var changes []storage.CountChange
 	if held != nil && (err == nil || errors.Is(err, factors.ErrExpired) || errors.Is(err, factors.ErrNotFound)) {
 		// Right, or never compared with a live code: not a guess.
-		g.release(ctx, held)
+		changes = held.takeBack()
 	}
 	if err == nil {
-		g.countVerified(ctx, res.Phone)
+		if c, ok := g.verifiedChange(res.Phone); ok {
+			changes = append(changes, c) // for the pumping breaker
+		}
 	}
+	g.addCounts(ctx, changes)
 	return res, err
 }
 
@@ -308,17 +312,17 @@ func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*
 		return nil, refused
 	}
 	if breaker {
-		sent, err := g.store.AddCount(ctx, sentKey(n.region, b.Window), 1, b.Window)
+		// Count the send and read the verifications in one round trip.
+		counts, err := g.store.AddCounts(ctx, []storage.CountChange{
+			{Key: sentKey(n.region, b.Window), Delta: 1, Window: b.Window},
+			{Key: verifiedKey(n.region, b.Window), Delta: 0, Window: b.Window},
+		})
 		if err != nil {
 			g.release(ctx, held)
-			return nil, fmt.Errorf("guard: count sends: %w", err)
+			return nil, fmt.Errorf("guard: breaker counts: %w", err)
 		}
 		held.add(sentKey(n.region, b.Window), b.Window)
-		verified, err := g.store.AddCount(ctx, verifiedKey(n.region, b.Window), 0, b.Window)
-		if err != nil {
-			g.release(ctx, held)
-			return nil, fmt.Errorf("guard: count verifications: %w", err)
-		}
+		sent, verified := counts[0], counts[1]
 		if sent >= float64(b.MinSends) && verified < b.MinConversion*sent {
 			g.trip(ctx, n.region, sent, verified)
 			g.release(ctx, held)
@@ -340,19 +344,35 @@ func (g *Guard) afterSend(ctx context.Context, held *reservation, err error) {
 	g.spend(held)
 }
 
-// release takes back every count of held, even when ctx has ended: the
-// request is over, its counts must not outlive it.
+// release takes back every count of held, in one round trip.
 func (g *Guard) release(ctx context.Context, held *reservation) {
 	if held == nil {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	for _, c := range held.counts {
-		if _, err := g.store.AddCount(ctx, c.key, -1, c.window); err != nil {
-			g.log.WarnContext(ctx, "guard: cannot take a count back", "err", err)
-		}
+	g.addCounts(ctx, held.takeBack())
+}
+
+// takeBack returns the changes that undo what r counted, and forgets it.
+func (r *reservation) takeBack() []storage.CountChange {
+	changes := make([]storage.CountChange, len(r.counts))
+	for i, c := range r.counts {
+		changes[i] = storage.CountChange{Key: c.key, Delta: -1, Window: c.window}
 	}
-	held.counts, held.budgets = nil, nil
+	r.counts, r.budgets = nil, nil
+	return changes
+}
+
+// addCounts applies changes in one round trip, even when ctx has ended: the
+// request is over, and what it counted must not outlive it (nor a
+// verification go uncounted). A failure is logged: the caller's answer stands.
+func (g *Guard) addCounts(ctx context.Context, changes []storage.CountChange) {
+	if len(changes) == 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if _, err := g.store.AddCounts(ctx, changes); err != nil {
+		g.log.WarnContext(ctx, "guard: cannot update counts", "changes", len(changes), "err", err)
+	}
 }
 
 // trip opens the breaker of region for the cool-down and starts its counts
@@ -364,10 +384,11 @@ func (g *Guard) trip(ctx context.Context, region string, sent, verified float64)
 	if err := g.store.SetLatch(ctx, breakerKey(region), b.Cooldown); err != nil {
 		g.log.ErrorContext(ctx, "guard: cannot open the pumping breaker", "region", region, "err", err)
 	}
-	for key, n := range map[string]float64{sentKey(region, b.Window): sent, verifiedKey(region, b.Window): verified} {
-		if _, err := g.store.AddCount(ctx, key, -int64(math.Ceil(n)), b.Window); err != nil {
-			g.log.WarnContext(ctx, "guard: cannot reset the breaker counts", "region", region, "err", err)
-		}
+	if _, err := g.store.AddCounts(ctx, []storage.CountChange{
+		{Key: sentKey(region, b.Window), Delta: -int64(math.Ceil(sent)), Window: b.Window},
+		{Key: verifiedKey(region, b.Window), Delta: -int64(math.Ceil(verified)), Window: b.Window},
+	}); err != nil {
+		g.log.WarnContext(ctx, "guard: cannot reset the breaker counts", "region", region, "err", err)
 	}
 	g.log.ErrorContext(ctx, "guard: SMS pumping breaker opened: codes sent to this region are not being used; sending there stops for the cool-down",
 		"region", region, "sent", int(math.Round(sent)), "verified", int(math.Round(verified)),
@@ -375,19 +396,18 @@ func (g *Guard) trip(ctx context.Context, region string, sent, verified float64)
 		"window", b.Window, "cooldown", b.Cooldown)
 }
 
-// countVerified records a successful verification for the breaker.
-func (g *Guard) countVerified(ctx context.Context, e164 string) {
+// verifiedChange is the change that counts a successful verification of
+// e164 for the pumping breaker, when the breaker watches its region.
+func (g *Guard) verifiedChange(e164 string) (storage.CountChange, bool) {
 	b := g.policy.Breaker
 	if !b.on() {
-		return
+		return storage.CountChange{}, false
 	}
 	n, err := parseNumber(e164)
 	if err != nil || g.exempt[n.region] {
-		return
+		return storage.CountChange{}, false
 	}
-	if _, err := g.store.AddCount(context.WithoutCancel(ctx), verifiedKey(n.region, b.Window), 1, b.Window); err != nil {
-		g.log.WarnContext(ctx, "guard: cannot count a verification", "region", n.region, "err", err)
-	}
+	return storage.CountChange{Key: verifiedKey(n.region, b.Window), Delta: 1, Window: b.Window}, true
 }
 
 // counter is one send limit applied to one request: its name, limit and key.

@@ -568,6 +568,13 @@ func (r *recordingStore) AllowEach(ctx context.Context, checks []storage.RateChe
 	return r.Store.AllowEach(ctx, checks)
 }
 
+func (r *recordingStore) AddCounts(ctx context.Context, changes []storage.CountChange) ([]float64, error) {
+	for _, c := range changes {
+		r.record(c.Key)
+	}
+	return r.Store.AddCounts(ctx, changes)
+}
+
 func (r *recordingStore) AddCount(ctx context.Context, key string, delta int64, window time.Duration) (float64, error) {
 	r.record(key)
 	return r.Store.AddCount(ctx, key, delta, window)
