@@ -142,9 +142,9 @@ func (p *Provider) isStatic(id string) bool {
 }
 
 // clientMemo remembers the dynamic clients read from the store during ONE
-// request: fosite resolves the client several times per request (about five
-// at the token endpoint: authentication, the code's session, PKCE, the OpenID
-// session, the response), and each would otherwise be a store round trip.
+// request: fosite resolves the client several times per request (five at
+// the token endpoint: to authenticate it, then again for every stored session
+// it reads back), and each would otherwise be a store round trip.
 //
 // It lives in the request's context and dies with the request; nothing is
 // cached across requests. That is what keeps the admin API's promise: a
