@@ -32,6 +32,7 @@ import (
 	"github.com/otpgate/otpgate/storage/memory"
 	otpredis "github.com/otpgate/otpgate/storage/redis"
 	"github.com/otpgate/otpgate/storage/redis/redistest"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) {
@@ -125,6 +126,8 @@ type envConfig struct {
 	options func(*provider.Options)
 	// store wraps the store before anything uses it (the observe decorator).
 	store func(storage.Store) storage.Store
+	// redisHook, on the Redis store's client, sees every command.
+	redisHook goredis.Hook
 }
 
 type envOption func(*envConfig)
@@ -197,7 +200,14 @@ func newEnv(t testing.TB, kind string, opts ...envOption) *env {
 		o(&cfg)
 	}
 	ctx := context.Background()
-	store := newStore(t, kind)
+	var store storage.Store
+	if cfg.redisHook != nil && kind == "redis" {
+		client, prefix := redistest.New(t)
+		client.AddHook(cfg.redisHook)
+		store = otpredis.New(client, otpredis.WithPrefix(prefix))
+	} else {
+		store = newStore(t, kind)
+	}
 	if cfg.store != nil {
 		store = cfg.store(store)
 	}
