@@ -89,10 +89,9 @@ func (c budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), budgetReadTimeout)
 	defer cancel()
-	// A budget the store cannot read is left out rather than failing the
-	// scrape: the other metrics matter most when the store is in trouble,
-	// and the store's failures show in otpgate_store_operation_duration_seconds
-	// and in the logs of every request.
+	// When the store cannot be read, the spent budgets are left out rather
+	// than failing the scrape: the other metrics matter most when the store
+	// is in trouble, which every request that needs it reports anyway.
 	budgets, _ := c.b.Budgets(ctx)
 	for _, b := range budgets {
 		ch <- prometheus.MustNewConstMetric(budgetSpentDesc, prometheus.GaugeValue, b.Spent, budgetLabel(b.Name), b.ClientID)

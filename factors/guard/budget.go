@@ -2,9 +2,10 @@ package guard
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/otpgate/otpgate/storage"
 )
 
 // BudgetObserver is an ability the observer given to WithObserver may have:
@@ -39,27 +40,12 @@ func (g *Guard) Limits() Limits { return g.policy.Limits }
 // Budgets reads how much of each SMS budget that is on is spent: the
 // service's, then the budget of each client this guard has counted a send
 // for since it was made, sorted by client. Another instance reports the
-// clients it served; every instance reads the same counts. Each budget is
-// one store read that only reads. A budget that cannot be read is left out
-// and its error joined into err; reading stops when ctx ends.
+// clients it served; every instance reads the same counts. It is one store
+// round trip that only reads; on error no budget is returned.
 func (g *Guard) Budgets(ctx context.Context) ([]Budget, error) {
-	var (
-		out  []Budget
-		errs []error
-	)
-	read := func(name, clientID, value string, l Limit) {
-		if ctx.Err() != nil {
-			return
-		}
-		spent, err := g.store.AddCount(ctx, limitKey(name, l, value), 0, l.Window)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("guard: read %s: %w", name, err))
-			return
-		}
-		out = append(out, Budget{Name: name, ClientID: clientID, Limit: l, Spent: spent})
-	}
+	var out []Budget
 	if l := g.policy.Limits.Budget; l.on() {
-		read(ReasonBudget, "", serviceBudget, l)
+		out = append(out, Budget{Name: ReasonBudget, Limit: l})
 	}
 	if l := g.policy.Limits.ClientBudget; l.on() {
 		var clients []string
@@ -69,13 +55,28 @@ func (g *Guard) Budgets(ctx context.Context) ([]Budget, error) {
 		})
 		slices.Sort(clients)
 		for _, c := range clients {
-			read(ReasonClientBudget, c, c, l)
+			out = append(out, Budget{Name: ReasonClientBudget, ClientID: c, Limit: l})
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		errs = append(errs, fmt.Errorf("guard: read budgets: %w", err))
+	if len(out) == 0 {
+		return nil, nil
 	}
-	return out, errors.Join(errs...)
+	reads := make([]storage.CountChange, len(out))
+	for i, b := range out {
+		value := serviceBudget
+		if b.Name == ReasonClientBudget {
+			value = b.ClientID
+		}
+		reads[i] = storage.CountChange{Key: limitKey(b.Name, b.Limit, value), Delta: 0, Window: b.Limit.Window}
+	}
+	spent, err := g.store.AddCounts(ctx, reads)
+	if err != nil {
+		return nil, fmt.Errorf("guard: read budgets: %w", err)
+	}
+	for i := range out {
+		out[i].Spent = spent[i]
+	}
+	return out, nil
 }
 
 // spend reports the budgets held counted a send against, now that its counts
