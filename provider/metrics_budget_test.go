@@ -47,12 +47,10 @@ func gathered(t *testing.T, reg prometheus.Gatherer, prefix string) map[string]f
 	return out
 }
 
-// budgetInstance is one otpgate's guard and metrics on a shared store, wired
-// as serve wires them.
-func budgetInstance(t *testing.T, store storage.Store, p guard.Policy) (*prometheus.Registry, *guard.Guard) {
+// budgetInstance is one otpgate's guard on a shared store, reporting to m
+// as serve wires it.
+func budgetInstance(t *testing.T, m *provider.Metrics, store storage.Store, p guard.Policy) *guard.Guard {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	m := provider.NewMetrics(reg)
 	f, err := smsotp.New(store, sms.NewOutbox(store, 100, time.Now), smsotp.Options{HashKey: provider.CodeHashKey(testSecret), Origin: "id.example.com"})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +60,7 @@ func budgetInstance(t *testing.T, store storage.Store, p guard.Policy) (*prometh
 		t.Fatal(err)
 	}
 	m.WatchSMSBudgets(g)
-	return reg, g
+	return g
 }
 
 // Each instance counts the budget sends it made; every instance reports the
@@ -74,8 +72,9 @@ func TestMetricsSMSBudgets(t *testing.T) {
 			ClientBudget: guard.Limit{Count: 2, Window: time.Hour},
 			Budget:       guard.Limit{Count: 10, Window: 24 * time.Hour},
 		}}
-		regA, a := budgetInstance(t, store, p)
-		regB, b := budgetInstance(t, store, p)
+		regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+		a := budgetInstance(t, provider.NewMetrics(regA), store, p)
+		b := budgetInstance(t, provider.NewMetrics(regB), store, p)
 		send := func(g *guard.Guard, phone, client string) error {
 			_, err := g.Start(context.Background(), factors.StartRequest{Phone: phone, ClientID: client, Locale: "en"})
 			return err
@@ -151,7 +150,8 @@ func TestMetricsSMSBudgets(t *testing.T) {
 // With the budgets off there is no limit to report and nothing spent.
 func TestMetricsSMSBudgetsOff(t *testing.T) {
 	store := newStore(t, "memory")
-	reg, g := budgetInstance(t, store, guard.Policy{})
+	reg := prometheus.NewRegistry()
+	g := budgetInstance(t, provider.NewMetrics(reg), store, guard.Policy{})
 	if _, err := g.Start(context.Background(), factors.StartRequest{Phone: "+33611111111", ClientID: "rp", Locale: "en"}); err != nil {
 		t.Fatal(err)
 	}
