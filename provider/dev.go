@@ -23,15 +23,18 @@ const DemoClientID = "otpgate-demo"
 // The client dev mode registers for `otpgate bench`: public (PKCE, no
 // secret), no consent, and a loopback redirect URI nobody serves: the
 // benchmark reads the code from the redirect and never follows it.
+// BenchES256ClientID is the same client with ES256 ID tokens.
 const (
-	BenchClientID    = "otpgate-bench"
-	BenchRedirectURI = "http://127.0.0.1/bench/callback"
+	BenchClientID      = "otpgate-bench"
+	BenchES256ClientID = "otpgate-bench-es256"
+	BenchRedirectURI   = "http://127.0.0.1/bench/callback"
 )
 
 const cookieDemo = "otpgate_demo"
 
 // DevClients returns the clients dev mode registers: the demo relying party,
-// with a secret generated for this run, and the benchmark's public client.
+// with a secret generated for this run, and the benchmark's public client, in
+// two versions: RS256 ID tokens (the default of OpenID Connect) and ES256.
 func DevClients(issuer string) []StaticClient {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
@@ -45,7 +48,10 @@ func DevClients(issuer string) []StaticClient {
 		TokenEndpointAuthMethod: "none",
 		SkipConsent:             true,
 	}}
-	return []StaticClient{bench, {
+	// The same client with ES256 ID tokens, to measure what RS256 costs.
+	benchES256 := bench
+	benchES256.ID, benchES256.Name, benchES256.IDTokenSignedResponseAlg = BenchES256ClientID, "otpgate bench (ES256)", "ES256"
+	return []StaticClient{bench, benchES256, {
 		Client: storage.Client{
 			ID:                      DemoClientID,
 			Name:                    "otpgate demo",

@@ -98,6 +98,9 @@ func printBench(w io.Writer, r benchResult) {
 	}
 	fmt.Fprintf(w, "\n%-17s %d in %.1fs: %.1f/s with %d users\n", what, r.Completed, r.Seconds, r.LoginsPerSecond, r.Concurrency)
 	fmt.Fprintf(w, "%-17s %d\n", "errors", r.Errors)
+	if r.IDTokenAlg != "" {
+		fmt.Fprintf(w, "%-17s %s\n", "ID tokens", r.IDTokenAlg)
+	}
 	reasons := make([]string, 0, len(r.ErrorReasons))
 	for k := range r.ErrorReasons {
 		reasons = append(reasons, k)

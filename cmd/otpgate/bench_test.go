@@ -28,6 +28,9 @@ func TestBench(t *testing.T) {
 	if res.Completed != 40 || res.Errors != 0 || res.LoginsPerSecond <= 0 {
 		t.Fatalf("completed %d, errors %d %v, %.1f/s; want 40 complete logins and no error", res.Completed, res.Errors, res.ErrorReasons, res.LoginsPerSecond)
 	}
+	if res.IDTokenAlg != "RS256" {
+		t.Errorf("ID tokens %q, want RS256 (the default)", res.IDTokenAlg)
+	}
 	var names []string
 	for _, s := range res.Steps {
 		names = append(names, s.Name)
@@ -37,6 +40,15 @@ func TestBench(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "authorize,phone,code,token,outbox,login" {
 		t.Errorf("steps %s", got)
+	}
+
+	// The same client with ES256 ID tokens, to measure what RS256 costs.
+	res, err = runBench(context.Background(), benchOptions{
+		Issuer: cfg.Issuer, ClientID: provider.BenchES256ClientID, RedirectURI: provider.BenchRedirectURI,
+		Concurrency: 2, Duration: time.Minute, Logins: 4, PhonePrefix: "+3361",
+	})
+	if err != nil || res.Completed != 4 || res.Errors != 0 || res.IDTokenAlg != "ES256" {
+		t.Errorf("ES256 client: %+v, %v; want 4 logins with ES256 ID tokens", res, err)
 	}
 
 	// --pending stops after the phone step: the SMS is sent, nothing redeemed.

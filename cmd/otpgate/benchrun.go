@@ -62,6 +62,7 @@ type benchResult struct {
 	Completed       int64            `json:"completed"`
 	LoginsPerSecond float64          `json:"logins_per_second"`
 	Errors          int64            `json:"errors"`
+	IDTokenAlg      string           `json:"id_token_alg,omitempty"` // the signature algorithm of the ID tokens received
 	ErrorReasons    map[string]int64 `json:"error_reasons,omitempty"`
 	Steps           []benchStepStats `json:"steps"`
 }
@@ -93,6 +94,7 @@ type benchRun struct {
 	started   atomic.Int64 // logins started (numbers handed out)
 	completed atomic.Int64
 	failed    atomic.Int64
+	alg       atomic.Pointer[string] // of the first ID token received
 
 	mu      sync.Mutex
 	reasons map[string]int64
@@ -328,7 +330,25 @@ func (r *benchRun) login(ctx context.Context, phone string, times *[benchSteps]t
 	if json.Unmarshal([]byte(body), &tok) != nil || tok.AccessToken == "" || strings.Count(tok.IDToken, ".") != 2 {
 		return benchFail(benchToken, "answer without an access token and an ID token")
 	}
+	if r.alg.Load() == nil {
+		alg := idTokenAlg(tok.IDToken)
+		r.alg.CompareAndSwap(nil, &alg)
+	}
 	return nil
+}
+
+// idTokenAlg reads the alg of a JWS header without verifying anything: the
+// bench reports it, so that RS256 and ES256 runs are not mixed up.
+func idTokenAlg(jws string) string {
+	head, _, _ := strings.Cut(jws, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	if err != nil || json.Unmarshal(raw, &h) != nil {
+		return "unreadable"
+	}
+	return h.Alg
 }
 
 // do sends one request and checks its status; it returns the body and the
@@ -489,6 +509,9 @@ func (r *benchRun) result(elapsed time.Duration) benchResult {
 		Seconds:     elapsed.Seconds(),
 		Completed:   r.completed.Load(),
 		Errors:      r.failed.Load(),
+	}
+	if alg := r.alg.Load(); alg != nil {
+		res.IDTokenAlg = *alg
 	}
 	if elapsed > 0 {
 		res.LoginsPerSecond = float64(res.Completed) / elapsed.Seconds()
