@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otpgate/otpgate/config"
 	"github.com/otpgate/otpgate/factors"
 	"github.com/otpgate/otpgate/factors/orange"
@@ -20,16 +22,16 @@ import (
 // section. Either way otpgate's own limits come from the sms section. Like
 // openSender it checks credentials before anything listens, unless
 // sms.skip_startup_check is set.
-func openFactor(ctx context.Context, cfg config.Config, dev bool, store storage.Store, secret []byte, log *slog.Logger, metrics *provider.Metrics) (factors.Factor, error) {
+func openFactor(ctx context.Context, cfg config.Config, dev bool, store storage.Store, secret []byte, log *slog.Logger, metrics *provider.Metrics, tracer trace.Tracer) (factors.Factor, error) {
 	iss, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer: %w", err)
 	}
 	policy := factors.PhonePolicy{Allowed: cfg.Phone.AllowedRegions, Denied: cfg.Phone.DeniedRegions}
 	if cfg.Factor == "orange" {
-		return openOrangeFactor(ctx, cfg, store, iss.Host, policy, log, metrics)
+		return openOrangeFactor(ctx, cfg, store, iss.Host, policy, log, metrics, tracer)
 	}
-	sender, err := openSender(ctx, cfg, dev, store, log, metrics)
+	sender, err := openSender(ctx, cfg, dev, store, log, metrics, tracer)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +51,7 @@ func openFactor(ctx context.Context, cfg config.Config, dev bool, store storage.
 	return f, nil
 }
 
-func openOrangeFactor(ctx context.Context, cfg config.Config, store storage.Store, origin string, policy factors.PhonePolicy, log *slog.Logger, metrics *provider.Metrics) (factors.Factor, error) {
+func openOrangeFactor(ctx context.Context, cfg config.Config, store storage.Store, origin string, policy factors.PhonePolicy, log *slog.Logger, metrics *provider.Metrics, tracer trace.Tracer) (factors.Factor, error) {
 	o := cfg.OrangeOTP
 	f, err := orange.New(store, orange.Options{
 		BaseURL:        o.BaseURL,
@@ -69,6 +71,7 @@ func openOrangeFactor(ctx context.Context, cfg config.Config, store storage.Stor
 		Policy:         policy,
 		Timeout:        time.Duration(o.Timeout),
 		Observer:       metrics,
+		Tracer:         tracer,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("invalid orange_otp configuration:\n%s", indent(err))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpgate/otpgate/config"
 	"github.com/otpgate/otpgate/factors"
@@ -26,6 +27,7 @@ import (
 	"github.com/otpgate/otpgate/provider/keys"
 	"github.com/otpgate/otpgate/storage"
 	"github.com/otpgate/otpgate/storage/memory"
+	"github.com/otpgate/otpgate/storage/observe"
 	"github.com/otpgate/otpgate/storage/redis"
 )
 
@@ -72,6 +74,14 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		log.Warn("dev: generated a random system secret; keys, sessions and subjects change at every restart (set system_secret to keep them)")
 	}
 
+	// Opened before the store so that stopTracing, deferred first, flushes
+	// the spans last, after every store call.
+	tracer, stopTracing, err := openTracing(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+
 	store, err := openStore(ctx, cfg)
 	if err != nil {
 		return err
@@ -85,9 +95,11 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := provider.NewMetrics(reg)
+	// From here on every store call is timed, and traced when tracing is on.
+	store = observe.Wrap(store, observe.WithRecorder(metrics), observe.WithTracer(tracer), observe.WithSystem(cfg.Storage))
 
 	// Before any key is generated: a provider misconfiguration stops here.
-	factor, err := openFactor(ctx, cfg, dev, store, secret, log, metrics)
+	factor, err := openFactor(ctx, cfg, dev, store, secret, log, metrics, tracer)
 	if err != nil {
 		return err
 	}
@@ -129,6 +141,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		Dev:              dev,
 		StaticClients:    clients,
 		Metrics:          metrics,
+		Tracer:           tracer,
 		Logger:           log,
 
 		AdminToken:          adminTok,
@@ -237,9 +250,9 @@ func smsSetup(s config.SMSConfig) sms.Setup {
 	return setup
 }
 
-func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger, metrics *provider.Metrics) (sms.Sender, error) {
+func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.Store, log *slog.Logger, metrics *provider.Metrics, tracer trace.Tracer) (sms.Sender, error) {
 	s := cfg.SMS
-	deps := sms.Deps{Logger: log, Store: store, Dev: dev, Observer: metrics}
+	deps := sms.Deps{Logger: log, Store: store, Dev: dev, Observer: metrics, Tracer: tracer}
 	if len(s.Providers) == 0 {
 		var c sms.Config
 		switch s.Sender {
@@ -257,7 +270,7 @@ func openSender(ctx context.Context, cfg config.Config, dev bool, store storage.
 		if err != nil {
 			return nil, err
 		}
-		return sms.Observe(s.Sender, sender, metrics), nil
+		return sms.Trace(s.Sender, sms.Observe(s.Sender, sender, metrics), tracer), nil
 	}
 	setup := smsSetup(s)
 	names := make([]string, len(s.Providers))

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// serve --dev with tracing on exports the spans of a request, its store
+// calls and its SMS to the configured collector, flushed when serve stops;
+// a header from tracing.headers_file goes with every export.
+func TestServeExportsTraces(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		names []string
+		raw   []byte
+		keys  []string
+	)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req collectortrace.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		raw = append(raw, body...)
+		keys = append(keys, r.Header.Get("X-Api-Key"))
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					names = append(names, sp.Name)
+				}
+			}
+		}
+	}))
+	defer collector.Close()
+
+	headers := filepath.Join(t.TempDir(), "headers")
+	if err := os.WriteFile(headers, []byte("x-api-key: key-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := cliConfig(t, true, map[string]string{
+		"OTPGATE_TRACING_ENABLED":      "true",
+		"OTPGATE_TRACING_ENDPOINT":     collector.URL,
+		"OTPGATE_TRACING_HEADERS_FILE": headers,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, true, &cliBuffer{}) }()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("serve did not stop with its context")
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		if resp, err := http.Get(cfg.Issuer + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("serve never answered /healthz")
+		}
+	}
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Timeout: 10 * time.Second, Jar: jar}
+	status, _, body := devGet(t, browser, cfg.Issuer+"/dev/demo/login")
+	if status != http.StatusOK || !strings.Contains(body, `name="phone"`) {
+		t.Fatalf("/dev/demo/login: %d", status)
+	}
+	form := formAction.FindStringSubmatch(body)
+	csrf := csrfInput.FindStringSubmatch(body)
+	if form == nil || csrf == nil {
+		t.Fatalf("no phone form:\n%s", body)
+	}
+	resp, err := browser.PostForm(cfg.Issuer+html.UnescapeString(form[1]), map[string][]string{"phone": {devPhone}, "csrf_token": {html.UnescapeString(csrf[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	stop() // flushes the spans
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, want := range []string{"GET /dev/demo/login", "GET /oauth2/auth", "POST /login/phone", "store.CreateFlow", "store.CreateChallenge", "sms.send"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no span %q exported; got %q", want, names)
+		}
+	}
+	if bytes.Contains(raw, []byte("612345678")) {
+		t.Error("the exported spans contain the phone number")
+	}
+	if len(keys) == 0 || slices.ContainsFunc(keys, func(k string) bool { return k != "key-from-file" }) {
+		t.Errorf("X-Api-Key headers %q, want key-from-file on every export", keys)
+	}
+}
+
+// With tracing off (the default) the store calls are still timed.
+func TestServeStoreMetrics(t *testing.T) {
+	cfg := cliConfig(t, true, nil)
+	cliServe(t, cfg, true)
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Timeout: 10 * time.Second, Jar: jar}
+	status, _, _ := devGet(t, client, cfg.Issuer+"/dev/demo/login")
+	if status != http.StatusOK {
+		t.Fatalf("/dev/demo/login: %d", status)
+	}
+	_, _, metrics := devGet(t, client, "http://"+cfg.AdminListen+"/metrics")
+	if !strings.Contains(metrics, `otpgate_store_operation_duration_seconds_count{operation="CreateFlow",outcome="ok"} 1`) {
+		t.Errorf("no CreateFlow in otpgate_store_operation_duration_seconds:\n%s", grepLines(metrics, "otpgate_store_operation"))
+	}
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.Contains(line, substr) {
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
+}
