@@ -181,6 +181,10 @@ type AdminConfig struct {
 	// KeyRotationInterval rotates each signing key once it is this old; 0
 	// rotates only on request (POST /admin/keys/rotate, otpgate keys rotate).
 	KeyRotationInterval Duration `yaml:"key_rotation_interval"`
+	// Pprof serves Go's runtime profiles (net/http/pprof) at /debug/pprof/
+	// on the admin listener, without the token, like /metrics: for
+	// measuring CPU and memory in production. Off by default.
+	Pprof bool `yaml:"pprof"`
 }
 
 // ClientConfig is one static client. Keys follow RFC 7591 client metadata.

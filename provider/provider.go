@@ -82,6 +82,8 @@ type Options struct {
 	// issued, and is served at /metrics on the admin listener. Pass the same
 	// one to the factor, guard and senders as their factors.Observer.
 	Metrics *Metrics
+	// Pprof serves net/http/pprof at /debug/pprof/ on the admin listener.
+	Pprof bool
 	// Tracer, if set, runs each request on the public listener in a span
 	// (tracing.go). Pass the same one to observe.Wrap and the SMS senders.
 	Tracer trace.Tracer
@@ -309,6 +311,9 @@ func (p *Provider) AdminHandler() http.Handler {
 		// Unauthenticated, like /healthz: the admin listener is private, and
 		// the metrics hold no personal data.
 		r.GET("/metrics", gin.WrapH(p.opts.Metrics.Handler()))
+	}
+	if p.opts.Pprof {
+		registerPprof(r)
 	}
 	p.registerAdmin(r)
 	r.NoRoute(adminNotFound)

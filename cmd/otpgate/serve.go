@@ -141,6 +141,7 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 		Dev:              dev,
 		StaticClients:    clients,
 		Metrics:          metrics,
+		Pprof:            cfg.Admin.Pprof,
 		Tracer:           tracer,
 		Logger:           log,
 
