@@ -104,6 +104,7 @@ func (p *Provider) handleToken(c *gin.Context) {
 	}
 	resp, err := p.oauth2.NewAccessResponse(ctx, ar)
 	if err != nil {
+		err = unavailable(err)
 		p.logOAuthError("token: cannot issue", err)
 		p.oauth2.WriteAccessError(ctx, w, ar, err)
 		return
@@ -164,6 +165,13 @@ func (p *Provider) handleRevoke(c *gin.Context) {
 	if err != nil {
 		p.logOAuthError("revoke: refused request", err)
 	}
+	// fosite answers 200 to a revocation the store could not carry out; the
+	// relying party would believe a token dead that comes back with the
+	// store. RFC 7009 §2.2.1 has 503 for this.
+	if errors.Is(err, errStoreUnavailable) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+		writeUnavailable(c)
+		return
+	}
 	p.oauth2.WriteRevocationResponse(ctx, c.Writer, err)
 }
 
@@ -175,6 +183,12 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 	ir, err := p.oauth2.NewIntrospectionRequest(ctx, c.Request, newSession())
 	if err != nil {
 		p.logOAuthError("introspect: refused request", err)
+		// fosite answers {"active": false} to a token the store could not
+		// read: a resource server would reject a valid token.
+		if errors.Is(err, errStoreUnavailable) {
+			writeUnavailable(c)
+			return
+		}
 		p.oauth2.WriteIntrospectionError(ctx, c.Writer, err)
 		return
 	}
@@ -226,6 +240,14 @@ func (p *Provider) logOAuthError(msg string, err error) {
 }
 
 // renderJSONError answers a JSON endpoint with a generic server error and logs the cause.
+// writeUnavailable answers an OAuth endpoint whose store is down with the
+// standard temporarily_unavailable error, as JSON.
+func writeUnavailable(c *gin.Context) {
+	e := fosite.ErrTemporarilyUnavailable
+	c.Header("Cache-Control", "no-store")
+	c.JSON(e.CodeField, gin.H{"error": e.ErrorField, "error_description": e.DescriptionField})
+}
+
 func (p *Provider) renderJSONError(c *gin.Context, err error) {
 	p.log.Error("internal error", "path", c.FullPath(), "err", err)
 	c.JSON(http.StatusInternalServerError, gin.H{"error": "server_error"})

@@ -100,6 +100,13 @@ func TestRedisOutage(t *testing.T) {
 	if status, body := r.userinfo(http.MethodGet, signedIn.AccessToken); status != http.StatusServiceUnavailable {
 		t.Errorf("userinfo with Redis down: %d %v, want 503", status, body)
 	}
+	// Revocation and introspection say the store is down, never "revoked"
+	// (200) or "inactive": the token comes back with the store.
+	for _, path := range []string{"/oauth2/revoke", "/oauth2/introspect"} {
+		if status, body := r.postForm(path, url.Values{"token": {signedIn.AccessToken}}); status != http.StatusServiceUnavailable || body["error"] != "temporarily_unavailable" {
+			t.Errorf("%s with Redis down: %d %v, want 503 temporarily_unavailable", path, status, body)
+		}
+	}
 	for _, b := range []*browser{fresh, pending} {
 		b.tr.allow5x = false
 	}
@@ -132,4 +139,23 @@ func TestRedisOutage(t *testing.T) {
 	}
 	// And a new login from scratch.
 	d.newBrowser().loginTokens(r, phoneATyped, phoneA)
+
+	// Nothing was revoked during the outage; revoking works again.
+	introspect := func() any {
+		t.Helper()
+		status, body := r.postForm("/oauth2/introspect", url.Values{"token": {signedIn.AccessToken}})
+		if status != http.StatusOK {
+			t.Fatalf("introspection after the outage: %d %v", status, body)
+		}
+		return body["active"]
+	}
+	if active := introspect(); active != true {
+		t.Errorf("after the outage the access token is active=%v, want true", active)
+	}
+	if status, body := r.postForm("/oauth2/revoke", url.Values{"token": {signedIn.AccessToken}}); status != http.StatusOK {
+		t.Errorf("revocation after the outage: %d %v, want 200", status, body)
+	}
+	if active := introspect(); active != false {
+		t.Errorf("after revocation the access token is active=%v, want false", active)
+	}
 }
