@@ -464,8 +464,10 @@ type RateLimiter interface {
 	// backend can, and returns the results in the order of checks. The checks
 	// are independent, not one transaction: some may be recorded while others
 	// are refused, and the caller takes back what it does not use
-	// (Counters.AddCount with -1 on the same key and window). On error some
-	// checks may have been recorded, and the results are nil.
+	// (Counters.AddCount with -1 on the same key and window). On error the
+	// results, when not nil, still mark Allowed the checks known to be
+	// recorded, so that the caller can take them back; any other check may or
+	// may not have been recorded.
 	AllowEach(ctx context.Context, checks []RateCheck) ([]RateResult, error)
 }
 

@@ -283,10 +283,16 @@ func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*
 	}
 	// Every limit in one round trip. Each counts on its own, so when one
 	// refuses, the others that counted this send take it back. After a store
-	// error nobody knows which counted: they keep the count, which errs on
-	// the side of refusing.
+	// error the checks known to have counted take it back too; the others
+	// keep what they may have counted, which errs on the side of refusing.
 	results, err := g.store.AllowEach(ctx, checks)
 	if err != nil {
+		for i, r := range results {
+			if r.Allowed {
+				held.add(counters[i].key, counters[i].limit.Window)
+			}
+		}
+		g.release(ctx, held)
 		return nil, fmt.Errorf("guard: limits: %w", err)
 	}
 	var refused *factors.LimitError

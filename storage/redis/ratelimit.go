@@ -95,17 +95,25 @@ func (s *Store) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]st
 		calls = append(calls, scriptCall{keys: []string{s.limiterKey(c.Key)}, args: []any{c.Limit, max(c.Window.Microseconds(), 1)}})
 		at = append(at, i)
 	}
+	// Each call succeeds or fails on its own (a timeout fails them all; a
+	// cluster node down, only its own): the results of those that answered
+	// are kept, so that the caller can take back what they counted.
+	var first error
 	for j, cmd := range s.runScripts(ctx, slidingWindow, calls) {
 		res, err := cmd.Int64Slice()
-		if err != nil {
-			return nil, fail(err, "allow") // keys may hold hashed phone numbers: not in errors
+		switch {
+		case err != nil:
+			err = fail(err, "allow") // keys may hold hashed phone numbers: not in errors
+		case len(res) != 2:
+			err = fmt.Errorf("redis: allow: unexpected script reply of %d items", len(res))
+		default:
+			out[at[j]] = storage.RateResult{Allowed: res[0] == 1, RetryAfter: time.Duration(res[1]) * time.Millisecond}
 		}
-		if len(res) != 2 {
-			return nil, fmt.Errorf("redis: allow: unexpected script reply of %d items", len(res))
+		if first == nil {
+			first = err
 		}
-		out[at[j]] = storage.RateResult{Allowed: res[0] == 1, RetryAfter: time.Duration(res[1]) * time.Millisecond}
 	}
-	return out, nil
+	return out, first
 }
 
 // allow runs slidingWindow; now, when not nil, replaces Redis's clock (tests).

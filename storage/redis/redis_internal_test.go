@@ -626,3 +626,28 @@ func TestEmptyIDAndEmptyAnswerRefused(t *testing.T) {
 		t.Fatalf("empty answer to an empty hash: %v, want wrong code", res.Outcome)
 	}
 }
+
+// A check whose call fails does not hide the checks that counted: their
+// results come back with the error, so that the caller can take them back.
+func TestAllowEachPartialFailure(t *testing.T) {
+	s, client, _ := newTestStore(t)
+	ctx := t.Context()
+	// A key of the wrong type makes its script fail (WRONGTYPE), the others run.
+	if err := client.Set(ctx, s.limiterKey("broken"), "not a hash", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.AllowEach(ctx, []storage.RateCheck{
+		{Key: "counted", Limit: 5, Window: time.Minute},
+		{Key: "broken", Limit: 5, Window: time.Minute},
+		{Key: "refused", Limit: 0, Window: time.Minute},
+	})
+	if err == nil {
+		t.Fatal("no error for a check that failed")
+	}
+	if len(res) != 3 || !res[0].Allowed || res[1].Allowed || res[2].Allowed {
+		t.Fatalf("results %+v, want the first check allowed and the others not", res)
+	}
+	if n, err := s.AddCount(ctx, "counted", 0, time.Minute); err != nil || n != 1 {
+		t.Fatalf("the check that answered counted %v (%v), want 1", n, err)
+	}
+}

@@ -1,0 +1,59 @@
+package guard_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/factors"
+	"github.com/otpgate/otpgate/factors/guard"
+	"github.com/otpgate/otpgate/factors/sms"
+	"github.com/otpgate/otpgate/factors/smsotp"
+	"github.com/otpgate/otpgate/storage"
+	"github.com/otpgate/otpgate/storage/memory"
+)
+
+// countThenFail counts every limit, then reports an error, as a Redis read
+// timeout after the pipeline ran does, or a cluster node that failed while
+// the others answered.
+type countThenFail struct{ *memory.Store }
+
+func (s countThenFail) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]storage.RateResult, error) {
+	res, err := s.Store.AllowEach(ctx, checks)
+	if err != nil {
+		return nil, err
+	}
+	return res, errors.New("read timeout")
+}
+
+// A store failure while checking the limits sends nothing and keeps no count
+// the store says it took: the user is not locked out by an incident.
+func TestStoreFailureTakesBackTheCounts(t *testing.T) {
+	store := memory.New()
+	t.Cleanup(func() { store.Close() })
+	p := guard.DefaultPolicy()
+	p.Limits.Phone = guard.Limit{Count: 1, Window: time.Hour}
+	wrap := func(s storage.Store) *guard.Guard {
+		f, err := smsotp.New(s, sms.NewOutbox(s, 10, nil), smsotp.Options{HashKey: key, Origin: "id.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := guard.Wrap(f, s, key, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	req := factors.StartRequest{Phone: mobileFR, ClientID: "rp", IP: "192.0.2.7", Locale: "en"}
+	if _, err := wrap(countThenFail{store}).Start(context.Background(), req); err == nil {
+		t.Fatal("Start with a failing store: no error")
+	}
+	// The one send the phone limit allows is still there.
+	if _, err := wrap(store).Start(context.Background(), req); err != nil {
+		t.Fatalf("after the failure, the first real send: %v, want it sent", err)
+	}
+	if msgs, _ := store.ListOutbox(context.Background(), 10); len(msgs) != 1 {
+		t.Fatalf("%d SMS sent, want 1 (none during the failure)", len(msgs))
+	}
+}
