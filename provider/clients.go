@@ -131,6 +131,13 @@ func (p *Provider) lookupClient(ctx context.Context, id string) (storage.Client,
 	if err != nil {
 		return storage.Client{}, fmt.Errorf("load client: %w: %w", errStoreUnavailable, err)
 	}
+	if c.Static {
+		// A copy seeded by a configuration that no longer defines it (or,
+		// during a rolling deploy, by a newer one): removing a client from
+		// the file must revoke it, so this instance does not know it. The
+		// admin API can delete the stale copy.
+		return storage.Client{}, fmt.Errorf("client %s: static, but not in this configuration: %w", id, storage.ErrNotFound)
+	}
 	memo.put(c)
 	return c, nil
 }

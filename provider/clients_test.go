@@ -2,13 +2,16 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/ory/fosite"
 	"golang.org/x/oauth2"
 
 	"github.com/otpgate/otpgate/storage"
@@ -215,5 +218,33 @@ func TestStaticClientsWithoutTheStore(t *testing.T) {
 	code, verifier := rp.authorize(adminPhone())
 	if _, err := rp.conf.Exchange(ctx, code, oauth2.VerifierOption(verifier)); err == nil || !strings.Contains(err.Error(), "invalid_client") {
 		t.Errorf("token request with a wrong secret: %v, want invalid_client", err)
+	}
+}
+
+// A static client removed from the configuration is revoked, although its
+// copy stays in the store (seeded by an earlier start): the provider does not
+// know it, and the admin API can delete the stale copy.
+func TestStaticClientRemovedFromTheConfiguration(t *testing.T) {
+	e := newAdminEnv(t)
+	ctx := context.Background()
+	stale := storage.Client{ID: "removed-app", Name: "Removed", RedirectURIs: []string{adminRedirect},
+		Scopes: []string{"openid", "phone"}, SkipConsent: true, Static: true,
+		CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC()}
+	if err := e.Store.CreateClient(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.P.getClient(ctx, stale.ID); !errors.Is(err, fosite.ErrNotFound) {
+		t.Errorf("the provider still serves a static client its configuration dropped: %v", err)
+	}
+	if status, body := e.call(http.MethodGet, "/admin/clients/"+stale.ID, nil); status != http.StatusNotFound {
+		t.Errorf("GET of the stale copy: %d %v, want 404", status, body)
+	}
+	e.mustCall(http.StatusNoContent, http.MethodDelete, "/admin/clients/"+stale.ID, nil)
+	if _, err := e.Store.GetClient(ctx, stale.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the stale copy is still stored after DELETE: %v", err)
+	}
+	// A static client of this configuration stays read-only.
+	if status, _ := e.call(http.MethodDelete, "/admin/clients/"+adminStaticID, nil); status != http.StatusConflict {
+		t.Errorf("DELETE of a static client: %d, want 409", status)
 	}
 }
