@@ -182,8 +182,8 @@ type AdminConfig struct {
 	// rotates only on request (POST /admin/keys/rotate, otpgate keys rotate).
 	KeyRotationInterval Duration `yaml:"key_rotation_interval"`
 	// Pprof serves Go's runtime profiles (net/http/pprof) at /debug/pprof/
-	// on the admin listener, without the token, like /metrics: for
-	// measuring CPU and memory in production. Off by default.
+	// on the admin listener, behind the admin token: for measuring CPU and
+	// memory in production. Off by default.
 	Pprof bool `yaml:"pprof"`
 }
 

@@ -97,6 +97,9 @@ func (p *Provider) registerAdmin(r gin.IRouter) {
 	g.POST("/clients/:id/secret", a.rotateSecret)
 	g.GET("/keys", a.listKeys)
 	g.POST("/keys/rotate", a.rotateKeys)
+	if p.opts.Pprof {
+		registerPprof(r.Group("/debug/pprof", a.authenticate))
+	}
 }
 
 // authenticate lets a request through only with "Authorization: Bearer <the

@@ -6,10 +6,10 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// registerPprof serves Go's runtime profiles under /debug/pprof/, as
-// net/http/pprof does on http.DefaultServeMux (which otpgate never serves).
-func registerPprof(r gin.IRouter) {
-	g := r.Group("/debug/pprof")
+// registerPprof serves Go's runtime profiles on g (/debug/pprof/, behind the
+// admin token), as net/http/pprof does on http.DefaultServeMux, which
+// otpgate never serves.
+func registerPprof(g gin.IRouter) {
 	g.GET("/", gin.WrapF(pprof.Index))
 	g.GET("/cmdline", gin.WrapF(pprof.Cmdline))
 	g.GET("/profile", gin.WrapF(pprof.Profile))

@@ -82,7 +82,8 @@ type Options struct {
 	// issued, and is served at /metrics on the admin listener. Pass the same
 	// one to the factor, guard and senders as their factors.Observer.
 	Metrics *Metrics
-	// Pprof serves net/http/pprof at /debug/pprof/ on the admin listener.
+	// Pprof serves net/http/pprof at /debug/pprof/ on the admin listener,
+	// behind the admin token.
 	Pprof bool
 	// Tracer, if set, runs each request on the public listener in a span
 	// (tracing.go). Pass the same one to observe.Wrap and the SMS senders.
@@ -311,9 +312,6 @@ func (p *Provider) AdminHandler() http.Handler {
 		// Unauthenticated, like /healthz: the admin listener is private, and
 		// the metrics hold no personal data.
 		r.GET("/metrics", gin.WrapH(p.opts.Metrics.Handler()))
-	}
-	if p.opts.Pprof {
-		registerPprof(r)
 	}
 	p.registerAdmin(r)
 	r.NoRoute(adminNotFound)
