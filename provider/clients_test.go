@@ -248,3 +248,16 @@ func TestStaticClientRemovedFromTheConfiguration(t *testing.T) {
 		t.Errorf("DELETE of a static client: %d, want 409", status)
 	}
 }
+
+// Two static clients with one id (a config file client named like a --dev
+// one) are refused at start: one would silently replace the other.
+func TestStaticClientDefinedTwice(t *testing.T) {
+	var opts Options
+	newAdminEnv(t, func(o *Options) { opts = *o })
+	opts.StaticClients = append(opts.StaticClients, StaticClient{Client: storage.Client{
+		ID: adminStaticID, Name: "Another", RedirectURIs: []string{"https://other.example.com/cb"}, Scopes: []string{"openid"},
+	}})
+	if _, err := New(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "defined twice") {
+		t.Errorf("New with a static client defined twice: %v, want an error", err)
+	}
+}

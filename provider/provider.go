@@ -262,6 +262,11 @@ func (o *Options) defaults() error {
 func (p *Provider) seedClients(ctx context.Context, clients []StaticClient) error {
 	p.static = make(map[string]storage.Client, len(clients))
 	for _, sc := range clients {
+		if _, dup := p.static[sc.ID]; dup {
+			// Two definitions (a config file client named like a --dev one):
+			// one would silently replace the other.
+			return fmt.Errorf("provider: static client %s is defined twice", sc.ID)
+		}
 		c := sc.Client
 		c.Static = true
 		if sc.Secret != "" {

@@ -91,9 +91,11 @@ return redis.call('DEL', KEYS[1])
 // ErrAlreadyExists when the signature is taken. One round trip: the index and
 // the token go out in one pipeline, index first. On a standalone server or a
 // Sentinel master they run in that order; on a cluster they sit on different
-// nodes, which is no weaker than the revocation race described above. When
-// the index failed and the token was written anyway, the token is deleted
-// again, so that no stored token escapes its request's revocation.
+// nodes, which is no weaker than the revocation race described above; so is
+// the first call after a node lost its script cache, when the index alone
+// answers NOSCRIPT and is run again after the token. When the index failed
+// and the token was written anyway, the token is deleted again, so that no
+// stored token escapes its request's revocation.
 func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
 	if t.Signature == "" {
 		return fmt.Errorf("redis: create %s token: %w", t.Kind, errEmptyID)
