@@ -27,8 +27,9 @@ type TracingConfig struct {
 	// so that the secret ones need not be in this file.
 	HeadersFile string `yaml:"headers_file"`
 	// SampleRatio is the share of traces started here that are recorded,
-	// 0 to 1. A request that arrives with a sampled W3C traceparent is
-	// recorded whatever the ratio (parent-based sampling).
+	// 0 to 1. A request whose W3C traceparent comes from one of
+	// http.trusted_proxies follows its parent's decision whatever the
+	// ratio; from anyone else it starts a trace here, sampled by the ratio.
 	SampleRatio float64 `yaml:"sample_ratio"`
 	// ServiceName is the service.name resource attribute of every span.
 	ServiceName string `yaml:"service_name"`
@@ -105,7 +106,7 @@ func validateTracing(c Config, _ bool, errs *Errors) {
 			errs.add("tracing.headers", "has a value for '%s' that contains a line break", name) // the value is a secret
 		}
 	}
-	if t.SampleRatio < 0 || t.SampleRatio > 1 {
+	if !(t.SampleRatio >= 0 && t.SampleRatio <= 1) { // NaN too: '.nan' and 'NaN' parse as numbers
 		errs.add("tracing.sample_ratio", "must be between 0 and 1, got '%v'", t.SampleRatio)
 	}
 	if strings.TrimSpace(t.ServiceName) == "" {

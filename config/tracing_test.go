@@ -2,6 +2,7 @@ package config
 
 import (
 	"maps"
+	"math"
 	"strings"
 	"testing"
 )
@@ -29,6 +30,9 @@ func TestTracingValidate(t *testing.T) {
 		{"https with a path", func(tr *TracingConfig) { tr.Endpoint = "https://otlp.example.com/otlp" }, nil},
 		{"ratio too high", func(tr *TracingConfig) { tr.SampleRatio = 2 }, []string{
 			"tracing: option 'sample_ratio' must be between 0 and 1, got '2'",
+		}},
+		{"ratio not a number", func(tr *TracingConfig) { tr.SampleRatio = math.NaN() }, []string{
+			"tracing: option 'sample_ratio' must be between 0 and 1, got 'NaN'",
 		}},
 		{"everything wrong", func(tr *TracingConfig) {
 			tr.Endpoint = "otel-collector:4318"
@@ -86,6 +90,15 @@ func TestTracingLoad(t *testing.T) {
 	}{
 		{name: "not a number", env: map[string]string{"OTPGATE_TRACING_SAMPLE_RATIO": "10%"}, want: []string{
 			"tracing: option 'sample_ratio' (from OTPGATE_TRACING_SAMPLE_RATIO) must be a number like '0.5', got '10%'",
+		}},
+		{name: "NaN", env: map[string]string{"OTPGATE_TRACING_SAMPLE_RATIO": "NaN"}, want: []string{
+			"tracing: option 'sample_ratio' must be between 0 and 1, got 'NaN'",
+		}},
+		{name: "NaN in the file", yaml: "tracing:\n  sample_ratio: .nan\n", want: []string{
+			"tracing: option 'sample_ratio' must be between 0 and 1, got 'NaN'",
+		}},
+		{name: "infinite", env: map[string]string{"OTPGATE_TRACING_SAMPLE_RATIO": "-Inf"}, want: []string{
+			"tracing: option 'sample_ratio' must be between 0 and 1, got '-Inf'",
 		}},
 		{name: "not a number in the file", yaml: "tracing:\n  sample_ratio: half\n", want: []string{
 			"tracing: option 'sample_ratio' must be a number like '0.5', got 'half' (line 2)",

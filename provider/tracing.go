@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,8 +35,9 @@ type TracingOptions struct {
 	// OTEL_EXPORTER_OTLP_HEADERS.
 	Headers map[string]string
 	// SampleRatio is the share of the traces started here that are
-	// recorded; a request with a W3C traceparent follows its parent's
-	// decision.
+	// recorded. Only a request from a trusted proxy (Options.TrustedProxies)
+	// continues an incoming W3C traceparent and follows its parent's
+	// decision; every other request starts a trace of its own.
 	SampleRatio float64
 	// ServiceName and ServiceVersion describe this process in every span
 	// (service.name, service.version).
@@ -102,11 +105,18 @@ var traceContext propagation.TraceContext
 
 // traceRequest is the public listener's first middleware when
 // Options.Tracer is set: each request runs in a server span named after its
-// method and gin's route pattern ("POST /login/code"), never the raw path,
-// continuing the trace of an incoming traceparent header. The span records
-// the standard HTTP attributes except the query, which can carry a
-// login_hint with a phone number, and the client's address and user agent,
-// which are personal data.
+// method and gin's route pattern ("POST /login/code"), never the raw path.
+// The span records the standard HTTP attributes except the query, which can
+// carry a login_hint with a phone number, the path of a request no route
+// matched, which is whatever a client typed, and the client's address and
+// user agent, which are personal data.
+//
+// An incoming traceparent is continued only from a trusted proxy (the
+// gateway in front of otpgate). From anyone else it would let a client
+// choose the sampling decision, recording every request it sends whatever
+// sample_ratio says, and hand its tracestate on: the span starts a trace
+// of its own, sampled by the ratio, and links to the caller's span, like
+// otelhttp's WithPublicEndpoint.
 func (p *Provider) traceRequest(c *gin.Context) {
 	tracer := p.opts.Tracer
 	if tracer == nil {
@@ -114,7 +124,7 @@ func (p *Provider) traceRequest(c *gin.Context) {
 		return
 	}
 	r := c.Request
-	ctx := traceContext.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := r.Context()
 	method, name := spanMethod(r.Method)
 	route := c.FullPath()
 	if route != "" {
@@ -124,20 +134,30 @@ func (p *Provider) traceRequest(c *gin.Context) {
 	if r.TLS != nil || p.secure {
 		scheme = "https" // behind a TLS-terminating proxy, as the issuer says
 	}
-	ctx, span := tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+	attrs := []attribute.KeyValue{
 		semconv.HTTPRequestMethodKey.String(method),
-		semconv.URLPath(r.URL.Path),
 		semconv.URLScheme(scheme),
 		semconv.ServerAddress(p.issuer.Hostname()),
-		semconv.NetworkProtocolVersion(strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)),
-	))
-	defer span.End()
+		semconv.NetworkProtocolVersion(strconv.Itoa(r.ProtoMajor) + "." + strconv.Itoa(r.ProtoMinor)),
+	}
 	if route != "" {
-		span.SetAttributes(semconv.HTTPRoute(route))
+		attrs = append(attrs, semconv.HTTPRoute(route), semconv.URLPath(r.URL.Path))
 	}
 	if method == "_OTHER" {
-		span.SetAttributes(semconv.HTTPRequestMethodOriginal(r.Method))
+		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(r.Method))
 	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attrs...)}
+	if remote := trace.SpanContextFromContext(traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))); remote.IsValid() {
+		if p.fromTrustedProxy(c.RemoteIP()) {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, remote)
+		} else {
+			// The link keeps the ids, for finding the caller's trace, and
+			// drops the tracestate, which is the caller's free text.
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote.WithTraceState(trace.TraceState{})}))
+		}
+	}
+	ctx, span := tracer.Start(ctx, name, opts...)
+	defer span.End()
 	c.Request = r.WithContext(ctx)
 	c.Next()
 	status := c.Writer.Status()
@@ -150,6 +170,29 @@ func (p *Provider) traceRequest(c *gin.Context) {
 		span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 		span.SetStatus(codes.Error, "")
 	}
+}
+
+// fromTrustedProxy reports whether peer, the request's direct peer (gin's
+// RemoteIP, never an address X-Forwarded-For claims), is in
+// Options.TrustedProxies, which New validated. The list is parsed here, for
+// the few requests that carry a traceparent: a handful of prefixes cost
+// less than the span.
+func (p *Provider) fromTrustedProxy(peer string) bool {
+	addr, err := netip.ParseAddr(peer)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap() // an IPv4 client on a dual-stack socket
+	for _, tp := range p.opts.TrustedProxies {
+		if prefix, err := netip.ParsePrefix(tp); err == nil {
+			if prefix.Contains(addr) {
+				return true
+			}
+		} else if a, err := netip.ParseAddr(tp); err == nil && a.Unmap() == addr {
+			return true
+		}
+	}
+	return false
 }
 
 // spanMethod returns the http.request.method attribute and the span name's

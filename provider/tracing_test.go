@@ -154,8 +154,8 @@ func spanAttrs(sp *tracepb.Span) map[string]string {
 // TestTracingExportsOverOTLP runs one login with tracing on, exporting to
 // a collector over OTLP/HTTP, and checks what arrived: a span per request
 // named after its route, the store calls and the SMS send of each request
-// in its trace, an incoming traceparent continued, the service named, and
-// no phone number, code or query anywhere in the exported bytes.
+// in its trace, a trusted proxy's traceparent continued, the service named,
+// and no phone number, code or query anywhere in the exported bytes.
 func TestTracingExportsOverOTLP(t *testing.T) {
 	forEachStore(t, func(t *testing.T, kind string) {
 		col := newCollector(t)
@@ -174,9 +174,10 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 			}
 		})
 		m := provider.NewMetrics(prometheus.NewRegistry())
-		e := newEnv(t, kind, withObservability(t, kind, m, tr.Tracer()))
+		// The test's requests come from 127.0.0.1, as from a gateway.
+		e := newEnv(t, kind, withObservability(t, kind, m, tr.Tracer()), withTrustedProxies("127.0.0.1", "::1"))
 
-		// A caller's trace is continued.
+		// A trusted proxy's trace is continued.
 		const parentTrace, parentSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 		req, _ := http.NewRequest(http.MethodGet, e.abs("/.well-known/openid-configuration"), nil)
 		req.Header.Set("traceparent", "00-"+parentTrace+"-"+parentSpan+"-01")
@@ -256,8 +257,10 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 		if verify := col.byName("store.VerifyChallenge"); len(verify) != 1 || spanAttrs(verify[0])["db.system.name"] != kind || spanAttrs(verify[0])["otpgate.challenge.verify"] != "ok" {
 			t.Errorf("store.VerifyChallenge spans: %v", verify)
 		}
-		if len(col.byName("GET")) != 1 {
-			t.Errorf("the unmatched request: %d spans named GET, want 1", len(col.byName("GET")))
+		if unmatched := col.byName("GET"); len(unmatched) != 1 {
+			t.Errorf("the unmatched request: %d spans named GET, want 1", len(unmatched))
+		} else if a := spanAttrs(unmatched[0]); a["url.path"] != "" || a["http.route"] != "" {
+			t.Errorf("the unmatched request's span records its path: %v", a)
 		}
 
 		col.mu.Lock()
@@ -274,6 +277,97 @@ func TestTracingExportsOverOTLP(t *testing.T) {
 			}
 		}
 	})
+}
+
+// A traceparent is continued only from a trusted proxy, the direct peer.
+// From any other peer, whatever X-Forwarded-For says, the request starts a
+// trace of its own, sampled by sample_ratio, linked to the caller's span
+// without its tracestate: a sampled flag from the internet records nothing
+// at ratio 0.
+func TestTraceparentTrust(t *testing.T) {
+	const parentTrace, parentSpan = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+	const (
+		continued = "continued"
+		linked    = "linked"
+		dropped   = "not recorded"
+	)
+	for _, tc := range []struct {
+		name    string
+		trusted []string
+		xff     string
+		ratio   float64
+		flags   string
+		want    string
+	}{
+		{"internet, sampled parent", nil, "", 1, "01", linked},
+		{"internet, sampled parent at ratio 0", nil, "", 0, "01", dropped},
+		{"internet, forwarded for a trusted address", []string{"10.0.0.0/8"}, "10.1.2.3", 1, "01", linked},
+		{"trusted proxy, sampled parent at ratio 0", []string{"127.0.0.1", "::1"}, "", 0, "01", continued},
+		// The proxy is the peer that sent the traceparent, not the client it forwards for.
+		{"trusted proxy forwarding for a client", []string{"127.0.0.1", "::1"}, "203.0.113.7", 1, "01", continued},
+		{"trusted range, unsampled parent", []string{"127.0.0.0/8", "::1/128"}, "", 1, "00", dropped},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			col := newCollector(t)
+			tr, err := provider.NewTracing(t.Context(), provider.TracingOptions{
+				Endpoint: col.URL, Headers: map[string]string{"X-Api-Key": "test-key"},
+				SampleRatio: tc.ratio, ServiceName: "otpgate-test",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { tr.Shutdown(context.Background()) })
+			e := newEnv(t, "memory", withTrustedProxies(tc.trusted...), func(c *envConfig) {
+				prev := c.options
+				c.options = func(o *provider.Options) {
+					prev(o)
+					o.Tracer = tr.Tracer()
+				}
+			})
+
+			req, _ := http.NewRequest(http.MethodGet, e.abs("/healthz"), nil)
+			req.Header.Set("traceparent", "00-"+parentTrace+"-"+parentSpan+"-"+tc.flags)
+			req.Header.Set("tracestate", "vendor=opaque")
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if err := tr.ForceFlush(t.Context()); err != nil {
+				t.Fatalf("ForceFlush: %v", err)
+			}
+
+			spans := col.byName("GET /healthz")
+			if tc.want == dropped {
+				if len(spans) != 0 {
+					t.Fatalf("%d spans recorded, want none", len(spans))
+				}
+				return
+			}
+			if len(spans) != 1 {
+				t.Fatalf("%d spans recorded, want 1", len(spans))
+			}
+			sp := spans[0]
+			trace, parent := hex.EncodeToString(sp.TraceId), hex.EncodeToString(sp.ParentSpanId)
+			switch tc.want {
+			case continued:
+				if trace != parentTrace || parent != parentSpan || sp.TraceState != "vendor=opaque" || len(sp.Links) != 0 {
+					t.Errorf("trace %s, parent %q, tracestate %q, %d links; want the caller's trace continued", trace, parent, sp.TraceState, len(sp.Links))
+				}
+			case linked:
+				if trace == parentTrace || parent != "" || sp.TraceState != "" {
+					t.Errorf("trace %s, parent %q, tracestate %q; want a new root", trace, parent, sp.TraceState)
+				}
+				if len(sp.Links) != 1 || hex.EncodeToString(sp.Links[0].TraceId) != parentTrace ||
+					hex.EncodeToString(sp.Links[0].SpanId) != parentSpan || sp.Links[0].TraceState != "" {
+					t.Errorf("links %v, want one to %s/%s without its tracestate", sp.Links, parentTrace, parentSpan)
+				}
+			}
+		})
+	}
 }
 
 // The store decorator feeds otpgate_store_operation_duration_seconds, by
@@ -379,8 +473,8 @@ func TestTraceRequest(t *testing.T) {
 		failed bool
 	}{
 		{"HTTP", map[string]string{"http.request.method": "_OTHER", "http.request.method_original": "BREW", "http.response.status_code": "404"}, false},
-		{"GET", map[string]string{"http.request.method": "GET", "url.path": "/nowhere", "http.response.status_code": "404"}, false},
-		{"GET /readyz", map[string]string{"http.route": "/readyz", "http.response.status_code": "503", "error.type": "503"}, true},
+		{"GET", map[string]string{"http.request.method": "GET", "http.response.status_code": "404"}, false},
+		{"GET /readyz", map[string]string{"http.route": "/readyz", "url.path": "/readyz", "http.response.status_code": "503", "error.type": "503"}, true},
 	} {
 		sp := ended[i]
 		got := map[string]string{}
@@ -395,8 +489,11 @@ func TestTraceRequest(t *testing.T) {
 				t.Errorf("span %s: %s = %q, want %q", sp.Name(), k, got[k], v)
 			}
 		}
-		if _, ok := got["http.route"]; ok != (want.attrs["http.route"] != "") {
-			t.Errorf("span %s: http.route %q", sp.Name(), got["http.route"])
+		// A path no route matched is the client's text: not recorded.
+		for _, k := range []string{"http.route", "url.path"} {
+			if _, ok := got[k]; ok != (want.attrs[k] != "") {
+				t.Errorf("span %s: %s %q", sp.Name(), k, got[k])
+			}
 		}
 		if failed := sp.Status().Code == codes.Error; failed != want.failed {
 			t.Errorf("span %s: status %v", sp.Name(), sp.Status())

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -38,11 +40,7 @@ func openTracing(ctx context.Context, c config.TracingConfig, log *slog.Logger) 
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		log.Warn("tracing: export failed", "err", err)
 	}))
-	endpoint := c.Endpoint
-	if endpoint == "" {
-		endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT"
-	}
-	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", endpoint, "sample_ratio", c.SampleRatio, "service_name", c.ServiceName)
+	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", exportEndpoint(c.Endpoint, os.Getenv), "sample_ratio", c.SampleRatio, "service_name", c.ServiceName)
 	return t.Tracer(), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), tracingShutdownTimeout)
 		defer cancel()
@@ -50,4 +48,21 @@ func openTracing(ctx context.Context, c config.TracingConfig, log *slog.Logger) 
 			log.Warn("tracing: spans lost at shutdown", "err", err)
 		}
 	}, nil
+}
+
+// exportEndpoint says where the exporter sends spans, for the start-up log:
+// the configured URL (validated to hold no credentials), else the name of
+// the variable the exporter reads, the per-signal one first as it does,
+// else its default. A variable's value is not logged: a URL there may carry
+// a password.
+func exportEndpoint(configured string, getenv func(string) string) string {
+	if configured != "" {
+		return configured
+	}
+	for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+		if strings.TrimSpace(getenv(name)) != "" { // the exporter ignores a blank one
+			return name
+		}
+	}
+	return "https://localhost:4318 (the exporter's default)"
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"html"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -18,6 +20,8 @@ import (
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/otpgate/otpgate/config"
 )
 
 // serve --dev with tracing on exports the spans of a request, its store
@@ -115,6 +119,42 @@ func TestServeExportsTraces(t *testing.T) {
 	}
 	if len(keys) == 0 || slices.ContainsFunc(keys, func(k string) bool { return k != "key-from-file" }) {
 		t.Errorf("X-Api-Key headers %q, want key-from-file on every export", keys)
+	}
+}
+
+// The start-up log names the endpoint in effect: the configured one, else
+// the variable the exporter reads, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+// before OTEL_EXPORTER_OTLP_ENDPOINT, else the exporter's default.
+func TestTracingLogsEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		configured string
+		env        map[string]string
+		want       string
+	}{
+		{"configured", "http://collector:4318", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://other:4318/v1/traces"}, "http://collector:4318"},
+		{"traces variable", "", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://user:hunter2@c:4318/v1/traces", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+		{"base variable", "", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": " ", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "OTEL_EXPORTER_OTLP_ENDPOINT"},
+		{"neither", "", nil, "https://localhost:4318 (the exporter's default)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, name := range []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"} {
+				t.Setenv(name, tc.env[name])
+			}
+			var logs bytes.Buffer
+			_, stop, err := openTracing(t.Context(), config.TracingConfig{Enabled: true, Endpoint: tc.configured, SampleRatio: 1, ServiceName: "otpgate"}, slog.New(slog.NewJSONHandler(&logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop()
+			var rec struct{ Msg, Endpoint string }
+			if err := json.Unmarshal(logs.Bytes(), &rec); err != nil || rec.Msg != "tracing: exporting spans over OTLP/HTTP" || rec.Endpoint != tc.want {
+				t.Errorf("log %q, want endpoint %q", logs.String(), tc.want)
+			}
+			if strings.Contains(logs.String(), "hunter2") {
+				t.Errorf("the log quotes a variable's credentials: %q", logs.String())
+			}
+		})
 	}
 }
 
