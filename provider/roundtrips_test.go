@@ -1,34 +1,13 @@
 package provider_test
 
 import (
-	"context"
-	"sync/atomic"
 	"testing"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/otpgate/otpgate/factors/guard"
+	"github.com/otpgate/otpgate/storage/redis/redistest"
 )
-
-// roundTrips counts the network round trips of a Redis client: one per
-// command, one per pipeline.
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
 
 // withRedisHook puts hook on the Redis store's client.
 func withRedisHook(hook goredis.Hook) envOption {
@@ -49,7 +28,7 @@ func TestLoginRoundTrips(t *testing.T) {
 		{"default limits and breaker", true, 28},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rt := &roundTrips{}
+			rt := &redistest.RoundTrips{}
 			opts := []envOption{withRedisHook(rt)}
 			if c.guard {
 				opts = append(opts, withGuard(guard.DefaultPolicy()))
@@ -60,9 +39,9 @@ func TestLoginRoundTrips(t *testing.T) {
 			// EVAL the first time) and fills the signing-key cache.
 			e.newBrowser().loginTokens(r, phoneA, phoneA)
 
-			before := rt.n.Load()
+			before := rt.Count()
 			e.newBrowser().loginTokens(r, phoneB, phoneB)
-			got := rt.n.Load() - before - 1 // the test's own outbox read (codeFor)
+			got := rt.Count() - before - 1 // the test's own outbox read (codeFor)
 			t.Logf("%s: %d round trips per login", c.name, got)
 			if got != c.want {
 				t.Errorf("a login makes %d round trips to Redis, want %d: if this change saves some, lower the number (and docs/benchmarks.md)", got, c.want)

@@ -20,7 +20,7 @@ func BenchmarkCreateChallenge(b *testing.B) {
 		cs[i] = challenge(now)
 	}
 	must(b, s.CreateChallenge(ctx, challenge(now))) // loads the script
-	rt.n.Store(0)
+	rt.Reset()
 	b.ResetTimer()
 	for i := range b.N {
 		if err := s.CreateChallenge(ctx, cs[i]); err != nil {
@@ -28,7 +28,7 @@ func BenchmarkCreateChallenge(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }
 
 func BenchmarkVerifyChallenge(b *testing.B) {
@@ -53,7 +53,7 @@ func BenchmarkVerifyChallenge(b *testing.B) {
 		b.Fatal("verify of a missing challenge: no error")
 	}
 	answer := hash("123456")
-	rt.n.Store(0)
+	rt.Reset()
 	b.ResetTimer()
 	for i := range b.N {
 		res, err := s.VerifyChallenge(ctx, ids[i], answer, now)
@@ -62,7 +62,7 @@ func BenchmarkVerifyChallenge(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }
 
 func BenchmarkAllow(b *testing.B) {
@@ -70,7 +70,7 @@ func BenchmarkAllow(b *testing.B) {
 	ctx := b.Context()
 	_, _, err := s.Allow(ctx, "bench", 1<<30, time.Minute) // loads the script
 	must(b, err)
-	rt.n.Store(0)
+	rt.Reset()
 	b.ResetTimer()
 	for range b.N {
 		ok, _, err := s.Allow(ctx, "bench", 1<<30, time.Minute)
@@ -79,14 +79,14 @@ func BenchmarkAllow(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }
 
 // BenchmarkPing is the floor: one PING, one round trip.
 func BenchmarkPing(b *testing.B) {
 	s, _, rt := newTestStore(b)
 	ctx := b.Context()
-	rt.n.Store(0)
+	rt.Reset()
 	b.ResetTimer()
 	for range b.N {
 		if err := s.Ping(ctx); err != nil {
@@ -94,7 +94,7 @@ func BenchmarkPing(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+	b.ReportMetric(float64(rt.Count())/float64(b.N), "roundtrips/op")
 }
 
 // BenchmarkVerifyChallengeParallel measures throughput with many instances'

@@ -26,31 +26,11 @@ import (
 // memory per challenge. They also repeat the few atomicity checks that matter
 // most, so that a failure points here directly.
 
-// roundTrips counts the requests a client sends: one per command, one per
-// pipeline (MULTI included).
-type roundTrips struct{ n atomic.Int64 }
-
-func (r *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		r.n.Add(1)
-		return next(ctx, cmds)
-	}
-}
-
 // newTestStore returns a Store under a fresh prefix, its client and a round-trip
 // counter installed on that client.
-func newTestStore(t testing.TB) (*Store, goredis.UniversalClient, *roundTrips) {
+func newTestStore(t testing.TB) (*Store, goredis.UniversalClient, *redistest.RoundTrips) {
 	client, prefix := redistest.New(t)
-	rt := &roundTrips{}
+	rt := &redistest.RoundTrips{}
 	client.AddHook(rt)
 	return New(client, WithPrefix(prefix)), client, rt
 }
@@ -308,41 +288,41 @@ func TestRoundTrips(t *testing.T) {
 		{"VerifyChallenge", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			_, err := s.VerifyChallenge(ctx, c.ID, hash("123456"), now)
 			return err
 		}},
 		{"CountAttempt", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			_, err := s.CountAttempt(ctx, c.ID, now)
 			return err
 		}},
 		{"ConsumeChallenge", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			_, err := s.ConsumeChallenge(ctx, c.ID)
 			return err
 		}},
 		{"SetProviderRef", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			return s.SetProviderRef(ctx, c.ID, 1, "ref")
 		}},
 		{"ResendChallenge", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			_, err := s.ResendChallenge(ctx, c.ID, storage.Resend{CodeHash: hash("1"), Now: now.Add(time.Minute), MaxSends: 3, ExpiresAt: now.Add(time.Hour)})
 			return err
 		}},
 		{"ResendChallengeSameCode", 1, func() error {
 			c := challenge(now)
 			must(t, s.CreateChallenge(ctx, c))
-			rt.n.Store(0)
+			rt.Reset()
 			_, err := s.ResendChallenge(ctx, c.ID, storage.Resend{KeepCode: true, Now: now.Add(time.Minute), MaxSends: 3})
 			return err
 		}},
@@ -361,7 +341,7 @@ func TestRoundTrips(t *testing.T) {
 		{"DeactivateToken", 1, func() error {
 			tok := storage.Token{Kind: storage.KindRefreshToken, Signature: id("sig"), RequestID: req, Active: true, ExpiresAt: now.Add(time.Hour)}
 			must(t, s.CreateToken(ctx, tok))
-			rt.n.Store(0)
+			rt.Reset()
 			return s.DeactivateToken(ctx, tok.Kind, tok.Signature)
 		}},
 		{"DeactivateTokensByRequest", 2, func() error { return s.DeactivateTokensByRequest(ctx, storage.KindAccessToken, req) }},
@@ -381,11 +361,11 @@ func TestRoundTrips(t *testing.T) {
 					must(t, s.CreateToken(ctx, storage.Token{Kind: storage.KindAccessToken, Signature: id("sig"), RequestID: req, Active: true, ExpiresAt: now.Add(time.Hour)}))
 				}
 			}
-			rt.n.Store(0)
+			rt.Reset()
 			if err := c.op(); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
-			if got := rt.n.Load(); run == 1 && got != c.want {
+			if got := rt.Count(); run == 1 && got != c.want {
 				t.Errorf("%s: %d round trips, want %d", c.name, got, c.want)
 			}
 		}
