@@ -64,10 +64,10 @@ func (s *Store) AddCounts(ctx context.Context, changes []storage.CountChange) ([
 		if c.Window <= 0 {
 			return nil, fmt.Errorf("redis: add count: window must be positive, got %v", c.Window)
 		}
-		calls[i] = scriptCall{keys: []string{s.limiterKey(c.Key)}, args: []any{c.Delta, max(c.Window.Microseconds(), 1)}}
+		calls[i] = scriptCall{addCount, []string{s.limiterKey(c.Key)}, []any{c.Delta, max(c.Window.Microseconds(), 1)}}
 	}
 	out := make([]float64, len(changes))
-	for i, cmd := range s.runScripts(ctx, addCount, calls) {
+	for i, cmd := range s.runScripts(ctx, calls) {
 		res, err := cmd.Text()
 		if err != nil {
 			return nil, fail(err, "add count") // keys may hold hashed phone numbers

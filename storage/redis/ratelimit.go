@@ -92,14 +92,14 @@ func (s *Store) AllowEach(ctx context.Context, checks []storage.RateCheck) ([]st
 			out[i].Allowed, out[i].RetryAfter = storage.SlidingWindow(0, 0, 0, c.Window, c.Limit) // refuses, like Allow
 			continue
 		}
-		calls = append(calls, scriptCall{keys: []string{s.limiterKey(c.Key)}, args: []any{c.Limit, max(c.Window.Microseconds(), 1)}})
+		calls = append(calls, scriptCall{slidingWindow, []string{s.limiterKey(c.Key)}, []any{c.Limit, max(c.Window.Microseconds(), 1)}})
 		at = append(at, i)
 	}
 	// Each call succeeds or fails on its own (a timeout fails them all; a
 	// cluster node down, only its own): the results of those that answered
 	// are kept, so that the caller can take back what they counted.
 	var first error
-	for j, cmd := range s.runScripts(ctx, slidingWindow, calls) {
+	for j, cmd := range s.runScripts(ctx, calls) {
 		res, err := cmd.Int64Slice()
 		switch {
 		case err != nil:

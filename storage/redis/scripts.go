@@ -86,15 +86,16 @@ func (s *Store) runScript(ctx context.Context, sc *goredis.Script, keys []string
 
 // scriptCall is one invocation of a script in runScripts.
 type scriptCall struct {
-	keys []string
-	args []any
+	script *goredis.Script
+	keys   []string
+	args   []any
 }
 
-// runScripts runs calls of one script in a single pipeline (one round trip on a
-// standalone server; go-redis splits it per node on a cluster). Calls whose node
-// did not know the script yet are re-run one by one with the EVAL fallback. The
-// caller inspects each command's error.
-func (s *Store) runScripts(ctx context.Context, sc *goredis.Script, calls []scriptCall) []*goredis.Cmd {
+// runScripts runs calls in a single pipeline, in order (one round trip on a
+// standalone server; go-redis splits it per node on a cluster). Calls whose
+// node did not know their script yet are re-run one by one with the EVAL
+// fallback. The caller inspects each command's error.
+func (s *Store) runScripts(ctx context.Context, calls []scriptCall) []*goredis.Cmd {
 	cmds := make([]*goredis.Cmd, len(calls))
 	if len(calls) == 0 {
 		return cmds
@@ -103,35 +104,14 @@ func (s *Store) runScripts(ctx context.Context, sc *goredis.Script, calls []scri
 	// command's error is looked at below.
 	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, c := range calls {
-			cmds[i] = sc.EvalSha(ctx, p, c.keys, c.args...)
+			cmds[i] = c.script.EvalSha(ctx, p, c.keys, c.args...)
 		}
 		return nil
 	})
 	for i, c := range cmds {
 		if goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") {
-			cmds[i] = s.runScript(ctx, sc, calls[i].keys, calls[i].args...)
+			cmds[i] = s.runScript(ctx, calls[i].script, calls[i].keys, calls[i].args...)
 		}
 	}
 	return cmds
-}
-
-// runPair runs two script calls, a then b, in one pipeline (one round trip on
-// a standalone server; go-redis splits it per node on a cluster), re-running
-// with the EVAL fallback any call whose node did not know its script yet. The
-// caller inspects both commands' errors.
-func (s *Store) runPair(ctx context.Context, a *goredis.Script, aKeys []string, aArgs []any, b *goredis.Script, bKeys []string, bArgs []any) (*goredis.Cmd, *goredis.Cmd) {
-	var ca, cb *goredis.Cmd
-	// The pipeline's own error repeats the first failed command's.
-	_, _ = s.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		ca = a.EvalSha(ctx, p, aKeys, aArgs...)
-		cb = b.EvalSha(ctx, p, bKeys, bArgs...)
-		return nil
-	})
-	if goredis.HasErrorPrefix(ca.Err(), "NOSCRIPT") {
-		ca = s.runScript(ctx, a, aKeys, aArgs...)
-	}
-	if goredis.HasErrorPrefix(cb.Err(), "NOSCRIPT") {
-		cb = s.runScript(ctx, b, bKeys, bArgs...)
-	}
-	return ca, cb
 }

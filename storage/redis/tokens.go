@@ -113,9 +113,11 @@ func (s *Store) CreateToken(ctx context.Context, t storage.Token) error {
 		active = "1"
 	}
 	tokenKey := s.tokenKey(t.Kind, t.Signature)
-	index, create := s.runPair(ctx,
-		indexToken, []string{s.requestKey(t.Kind, t.RequestID)}, []any{t.Signature, pxat},
-		createToken, []string{tokenKey}, []any{pxat, b, t.RequestID, active})
+	cmds := s.runScripts(ctx, []scriptCall{
+		{indexToken, []string{s.requestKey(t.Kind, t.RequestID)}, []any{t.Signature, pxat}},
+		{createToken, []string{tokenKey}, []any{pxat, b, t.RequestID, active}},
+	})
+	index, create := cmds[0], cmds[1]
 	created, cerr := create.Int()
 	if err := index.Err(); err != nil {
 		if cerr == nil && created == 1 {
@@ -208,11 +210,11 @@ func (s *Store) forRequest(ctx context.Context, kind storage.TokenKind, requestI
 	}
 	calls := make([]scriptCall, len(sigs))
 	for i, sig := range sigs {
-		calls[i] = scriptCall{keys: []string{s.tokenKey(kind, sig)}, args: []any{requestID}}
+		calls[i] = scriptCall{sc, []string{s.tokenKey(kind, sig)}, []any{requestID}}
 	}
 	var done []any
 	var first error
-	for i, c := range s.runScripts(ctx, sc, calls) {
+	for i, c := range s.runScripts(ctx, calls) {
 		if err := c.Err(); err != nil {
 			if first == nil {
 				first = err
