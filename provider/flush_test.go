@@ -93,9 +93,9 @@ func newFlushEnv(t *testing.T) (*env, *redistest.Server) {
 // provider (FLUSHALL: what a restart without persistence, or a failover to
 // an empty replica, leaves) and logs in again with the same static client.
 // Nobody restarts otpgate: the client is served from the configuration, the
-// signing key from the instance's memory, written back to Redis, and the new
-// ID token verifies against the JWKS a relying party fetched before the
-// flush. The admin API still lists the static clients.
+// signing key from the instance's memory, written back to Redis retired, so
+// the ID token from before the flush still verifies, and a new key signs.
+// The admin API still lists the static clients.
 func TestRedisFlushKeepsStaticClientsAndKeys(t *testing.T) {
 	ctx := context.Background()
 	e, srv := newFlushEnv(t)
@@ -119,11 +119,15 @@ func TestRedisFlushKeepsStaticClientsAndKeys(t *testing.T) {
 	e.Clock.Advance(time.Minute)
 
 	second := e.newBrowser().loginTokens(r, phoneATyped, phoneA)
-	if got := jwtHeader(t, second.RawID)["kid"]; got != kid {
-		t.Errorf("ID token after the flush signed by %v, want %s", got, kid)
+	if got := jwtHeader(t, second.RawID)["kid"]; got == kid {
+		t.Errorf("ID token after the flush signed by %v, the key from before it: want a new key", got)
 	}
-	if err := verifyWith(before, second.RawID); err != nil {
-		t.Errorf("ID token after the flush against the JWKS fetched before it: %v", err)
+	after := e.jwks()
+	if err := verifyWith(after, second.RawID); err != nil {
+		t.Errorf("ID token after the flush against the JWKS fetched after it: %v", err)
+	}
+	if err := verifyWith(after, first.RawID); err != nil {
+		t.Errorf("ID token from before the flush against the JWKS fetched after it: %v", err)
 	}
 	if *second.Claims.PhoneNumber != phoneA || second.Claims.Sub != first.Claims.Sub {
 		t.Errorf("second login: phone %v sub %s, want %s and the first login's sub", *second.Claims.PhoneNumber, second.Claims.Sub, phoneA)

@@ -43,16 +43,20 @@ const (
 	defaultRSABits  = 2048
 	defaultCacheTTL = 30 * time.Second
 
+	// defaultRetireAfter is how long a key that was current when the store
+	// lost it stays published once written back retired: the longest token
+	// lifetime the configuration accepts (24h) plus the 5 minutes
+	// provider.Options.KeyRetireAfter adds, so that it covers every token the
+	// key may have signed whatever the token lifetimes.
+	defaultRetireAfter = 24*time.Hour + 5*time.Minute
+
 	// restoreWindow bounds how old this instance's view of the store may be
-	// for a missing current key to count as lost while the store holds
-	// another current key of its algorithm (an instance restarted on the
-	// emptied store and generated one). A key rotated away leaves the store
-	// only once its retirement ends, never sooner than the longest token
-	// lifetime plus 5 minutes (provider.Options.KeyRetireAfter): a view
-	// younger than that cannot have missed a rotation and the expiry of its
-	// key, so the key was lost, not retired. An older view (an idle
-	// instance) restores nothing then, rather than bring a rotated-out key
-	// back.
+	// for it to write back the keys the store lost. A key rotated away leaves
+	// the store only once its retirement ends, never sooner than the longest
+	// token lifetime plus 5 minutes (provider.Options.KeyRetireAfter): a view
+	// younger than that cannot have missed both a rotation and the expiry of
+	// its key. An older view (an idle instance) restores nothing, rather than
+	// bring back a key that was rotated out, perhaps because it leaked.
 	restoreWindow = 5 * time.Minute
 )
 
@@ -64,7 +68,10 @@ type Manager struct {
 	now      func() time.Time
 	rsaBits  int
 	cacheTTL time.Duration
-	log      *slog.Logger
+	// retireAfter is how long a key that was current stays published once
+	// restored, retired, to a store that lost it.
+	retireAfter time.Duration
+	log         *slog.Logger
 
 	// snap is the cached view of the key list; nil means "re-read the store".
 	snap atomic.Pointer[snapshot]
@@ -122,6 +129,21 @@ func WithCacheTTL(d time.Duration) Option {
 	}
 }
 
+// WithRetireAfter sets how long a key that was current when the store lost it
+// (a Redis restarted without persistence) stays published once written back,
+// retired (default 24h5m, which covers the longest token lifetime the
+// configuration accepts). Pass provider.Options.KeyRetireAfter: like a
+// rotation, it must cover the lifetime of every token the key signed.
+func WithRetireAfter(d time.Duration) Option {
+	return func(m *Manager) error {
+		if d <= 0 {
+			return fmt.Errorf("keys: WithRetireAfter: must be positive, got %s", d)
+		}
+		m.retireAfter = d
+		return nil
+	}
+}
+
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(m *Manager) error {
@@ -145,13 +167,14 @@ func NewManager(store storage.KeyStore, systemSecret []byte, opts ...Option) (*M
 		return nil, err
 	}
 	m := &Manager{
-		store:     store,
-		aead:      aead,
-		now:       time.Now,
-		rsaBits:   defaultRSABits,
-		cacheTTL:  defaultCacheTTL,
-		log:       slog.Default(),
-		decrypted: make(map[string]crypto.Signer),
+		store:       store,
+		aead:        aead,
+		now:         time.Now,
+		rsaBits:     defaultRSABits,
+		cacheTTL:    defaultCacheTTL,
+		retireAfter: defaultRetireAfter,
+		log:         slog.Default(),
+		decrypted:   make(map[string]crypto.Signer),
 	}
 	for _, opt := range opts {
 		if err := opt(m); err != nil {
@@ -164,8 +187,8 @@ func NewManager(store storage.KeyStore, systemSecret []byte, opts ...Option) (*M
 // Ensure makes sure a current key exists for RS256 and for ES256, generating
 // and storing what is missing, then opens both current keys so that a wrong
 // system secret fails at start-up rather than at the first login. Keys this
-// Manager knew and the store lost are restored rather than replaced (see
-// restore): only a Manager that never read a key generates one.
+// Manager knew and the store lost are written back retired, and replaced by
+// new current keys (see restore).
 //
 // Several instances may run Ensure at once against one store. Each generates
 // only after finding no current key, and checks again after generating (RSA
@@ -180,23 +203,9 @@ func (m *Manager) Ensure(ctx context.Context) error {
 		if _, ok := s.current[alg]; ok {
 			continue
 		}
-		rec, err := m.newKey(alg)
-		if err != nil {
+		if _, err := m.addCurrent(ctx, alg); err != nil {
 			return err
 		}
-		if s, err = m.reload(ctx); err != nil {
-			return err
-		}
-		if _, ok := s.current[alg]; ok {
-			continue // another instance won while we were generating
-		}
-		if err := m.store.CreateKey(ctx, rec); err != nil {
-			if errors.Is(err, storage.ErrAlreadyExists) {
-				continue
-			}
-			return fmt.Errorf("keys: store %s key %s: %w", alg, rec.ID, err)
-		}
-		m.log.Info("keys: generated signing key", "alg", alg, "kid", rec.ID)
 	}
 
 	if s, err = m.reload(ctx); err != nil {
@@ -212,6 +221,49 @@ func (m *Manager) Ensure(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// addCurrent generates a key for alg and stores it as current, unless the
+// store has a current key of alg by the time the key is ready (RSA generation
+// is slow: another instance may have won meanwhile). It returns the key it
+// stored, or the current key it found. It reads the store directly, not
+// through the cache, so that a refresh (holding refreshMu) may call it.
+func (m *Manager) addCurrent(ctx context.Context, alg string) (storage.SigningKey, error) {
+	rec, err := m.newKey(alg)
+	if err != nil {
+		return storage.SigningKey{}, err
+	}
+	list, err := m.store.ListKeys(ctx)
+	if err != nil {
+		return storage.SigningKey{}, fmt.Errorf("keys: list keys: %w", err)
+	}
+	if cur, ok := newestCurrent(list, alg); ok {
+		return cur, nil
+	}
+	if err := m.store.CreateKey(ctx, rec); err != nil && !errors.Is(err, storage.ErrAlreadyExists) {
+		return storage.SigningKey{}, fmt.Errorf("keys: store %s key %s: %w", alg, rec.ID, err)
+	}
+	m.log.Info("keys: generated signing key", "alg", alg, "kid", rec.ID)
+	return rec, nil
+}
+
+// newestCurrent returns the key of list that signs for alg, chosen as
+// snapshot.current chooses it.
+func newestCurrent(list []storage.SigningKey, alg string) (storage.SigningKey, bool) {
+	var best storage.SigningKey
+	found := false
+	for _, rec := range list {
+		if rec.Algorithm != alg || rec.State != storage.KeyCurrent {
+			continue
+		}
+		if _, err := parsePublic(rec); err != nil {
+			continue // build leaves it out too
+		}
+		if !found || newer(rec, best) {
+			best, found = rec, true
+		}
+	}
+	return best, found
 }
 
 // SigningKey returns the current key for alg ("RS256" or "ES256"). Opened keys
@@ -265,8 +317,8 @@ func (m *Manager) Rotate(ctx context.Context, alg string, retireFor time.Duratio
 	// Invalidate even on failure: part of the rotation may have been written.
 	defer m.invalidate()
 
-	// Read through the cache first, so that keys the store lost are restored
-	// and retired below, not left current beside the new key.
+	// Read through the cache first, so that keys the store lost are written
+	// back (retired) before the new key is made.
 	if _, err := m.reload(ctx); err != nil {
 		return "", err
 	}
@@ -342,73 +394,116 @@ func (m *Manager) snapshot(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: list keys: %w", err)
 	}
-	list = m.restore(ctx, list, now)
+	restored, complete := m.restore(ctx, list, now)
+	list = append(list, restored...)
+	list, replaced := m.replaceCurrent(ctx, list)
 	s := m.build(list, now)
-	m.known = s
+	if complete && replaced {
+		m.known = s
+	} // else keep the view that saw the keys, so the next refresh tries again
 	m.snap.Store(s)
 	m.prune(s)
 	return s, nil
 }
 
-// restore writes back the keys this instance knows when the store has lost
-// them, and returns list with them. Redis often runs without persistence: a
-// restart or a failover to an empty replica leaves no keys, and generating
-// new ones would break every token already issued, which names a kid the
-// JWKS would no longer publish.
+// restore writes back, retired, the keys this instance knows when the store
+// has lost them, and returns them. Redis often runs without persistence: a
+// restart or a failover to an empty replica leaves no keys, and forgetting
+// them would break every token already issued, which names a kid the JWKS
+// would no longer publish.
 //
 // The store counts as having lost its keys when a current key this instance
-// knows is missing from it and either the store has no current key of that
-// algorithm (no rotation ever leaves one without) or this instance read the
-// store less than restoreWindow ago. Then every known key missing from the
-// store is written back as it was (current or retired, with its expiry);
-// ErrAlreadyExists means another instance restored it first. A key that
-// cannot be written is still signed with, and the next refresh tries again.
-// Called with refreshMu held.
-func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now time.Time) []storage.SigningKey {
+// knows is missing from it (a rotation retires keys, it never deletes a
+// current one) and this instance read the store less than restoreWindow ago.
+// Every known key missing from the store is then written back retired, never
+// current: this instance's view may predate a rotation that retired the key,
+// and a new key is safer than one rotated out. A retired key keeps its expiry
+// and is skipped once that has passed; a current one is published until
+// now+retireAfter, so that tokens it signed keep verifying. replaceCurrent
+// then gives the store new current keys. ErrAlreadyExists means another
+// instance restored the key first. A key that cannot be written is still
+// published by this instance, and complete is false so that the next refresh
+// tries again. Called with refreshMu held.
+func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now time.Time) (restored []storage.SigningKey, complete bool) {
 	k := m.known
-	if k == nil {
-		return list
+	if k == nil || now.Sub(k.readAt) >= restoreWindow {
+		return nil, true
 	}
 	inStore := make(map[string]bool, len(list))
-	storeCurrent := make(map[string]bool)
 	for _, rec := range list {
 		inStore[rec.ID] = true
-		if rec.State == storage.KeyCurrent {
-			storeCurrent[rec.Algorithm] = true
-		}
 	}
 	lost := false
-	for alg, pk := range k.current {
-		if !inStore[pk.ID] && (!storeCurrent[alg] || now.Sub(k.readAt) < restoreWindow) {
-			lost = true
-		}
+	for _, pk := range k.current {
+		lost = lost || !inStore[pk.ID]
 	}
 	if !lost {
-		return list
+		return nil, true
 	}
-	var restored, byOthers []string
+	complete = true
+	var written, byOthers []string
 	for _, jwk := range k.jwks { // newest first: a stable order for the log
 		rec := k.published[jwk.KeyID].SigningKey
-		if inStore[rec.ID] || (!rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt)) {
+		if inStore[rec.ID] {
+			continue
+		}
+		if rec.State == storage.KeyCurrent {
+			rec.State = storage.KeyRetired
+			rec.ExpiresAt = now.Add(m.retireAfter)
+		} else if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
 			continue
 		}
 		switch err := m.store.CreateKey(ctx, rec); {
 		case err == nil:
-			restored = append(restored, rec.ID)
+			written = append(written, rec.ID)
 		case errors.Is(err, storage.ErrAlreadyExists):
 			byOthers = append(byOthers, rec.ID)
 		default:
-			m.log.Error("keys: cannot restore a signing key the store lost; signing with it anyway", "kid", rec.ID, "alg", rec.Algorithm, "err", err)
+			complete = false
+			m.log.Error("keys: cannot restore a signing key the store lost; publishing it anyway", "kid", rec.ID, "alg", rec.Algorithm, "err", err)
 		}
-		list = append(list, rec)
+		restored = append(restored, rec)
 	}
-	if len(restored) > 0 {
-		m.log.Warn(fmt.Sprintf("keys: signing keys missing from the store (Redis restarted without persistence?); restored %d from this instance", len(restored)),
-			"kids", restored)
+	if len(written) > 0 {
+		m.log.Warn("keys: signing keys missing from the store (Redis restarted without persistence?); restored them as retired",
+			"count", len(written), "kids", written)
 	} else if len(byOthers) > 0 {
-		m.log.Info("keys: signing keys missing from the store were restored by another instance", "kids", byOthers)
+		m.log.Info("keys: signing keys missing from the store were restored by another instance",
+			"count", len(byOthers), "kids", byOthers)
 	}
-	return list
+	return restored, complete
+}
+
+// replaceCurrent gives each algorithm whose current key this instance knew,
+// and that the store no longer has a current key for, a new current key (the
+// store lost its keys: restore wrote them back retired, or left them out from
+// too old a view). It returns list with the key that now signs, and false when
+// one could not be stored, so that the next refresh tries again. Several
+// instances may do this at once; if more than one new key slips through, all
+// are published and the newest signs. Called with refreshMu held.
+func (m *Manager) replaceCurrent(ctx context.Context, list []storage.SigningKey) ([]storage.SigningKey, bool) {
+	if m.known == nil {
+		return list, true // never read a key: Ensure generates them
+	}
+	ok := true
+	for _, alg := range algorithms {
+		if _, knew := m.known.current[alg]; !knew {
+			continue
+		}
+		if _, has := newestCurrent(list, alg); has {
+			continue
+		}
+		rec, err := m.addCurrent(ctx, alg)
+		if err != nil {
+			ok = false
+			m.log.Error("keys: the store has no current signing key and a new one cannot be stored", "alg", alg, "err", err)
+			continue
+		}
+		if !slices.ContainsFunc(list, func(r storage.SigningKey) bool { return r.ID == rec.ID }) {
+			list = append(list, rec)
+		}
+	}
+	return list, ok
 }
 
 // reload drops the cache and reads the store.

@@ -163,6 +163,7 @@ func TestNewManagerRejectsBadInput(t *testing.T) {
 		"small RSA keys": {testSecret, []Option{WithRSABits(1024)}, "WithRSABits"},
 		"negative TTL":   {testSecret, []Option{WithCacheTTL(-time.Second)}, "WithCacheTTL"},
 		"nil clock":      {testSecret, []Option{WithNow(nil)}, "WithNow"},
+		"no retirement":  {testSecret, []Option{WithRetireAfter(0)}, "WithRetireAfter"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewManager(store, tc.secret, tc.opts...)
