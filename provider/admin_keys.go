@@ -26,7 +26,15 @@ var rotationAlgorithms = []string{keys.RS256, keys.ES256}
 // minKeyRetireAfter is the shortest time a retired key must stay published:
 // every token it signed has expired by then.
 func (o *Options) minKeyRetireAfter() time.Duration {
-	return max(o.IDTokenTTL, o.AccessTokenTTL) + keyRetireMargin
+	return KeyRetireAfter(o.IDTokenTTL, o.AccessTokenTTL)
+}
+
+// KeyRetireAfter is how long a retired signing key must stay published for
+// tokens of these lifetimes: the longest plus a margin for clock skew. Give
+// it to keys.WithRetireAfter, so that keys restored after a store lost them
+// are retired for as long as a rotation retires them.
+func KeyRetireAfter(idTokenTTL, accessTokenTTL time.Duration) time.Duration {
+	return max(idTokenTTL, accessTokenTTL) + keyRetireMargin
 }
 
 // checkKeyOptions fills in KeyRetireAfter and refuses values that would let a

@@ -108,7 +108,8 @@ func serve(ctx context.Context, cfg config.Config, dev bool, out io.Writer) erro
 	}
 	factor = factors.Observe(factor, metrics)
 
-	km, err := keys.NewManager(store, secret, keys.WithLogger(log))
+	retire := provider.KeyRetireAfter(time.Duration(cfg.Tokens.IDTokenTTL), time.Duration(cfg.Tokens.AccessTokenTTL))
+	km, err := keys.NewManager(store, secret, keys.WithLogger(log), keys.WithRetireAfter(retire))
 	if err != nil {
 		return err
 	}
