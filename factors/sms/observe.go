@@ -25,10 +25,7 @@ type observed struct {
 
 func (w observed) Send(ctx context.Context, msg Message) (string, error) {
 	id, err := w.next.Send(ctx, msg)
-	cc := 0
-	if p, perr := factors.ParsePhone(msg.To, ""); perr == nil {
-		cc = p.CountryCode
-	}
+	cc := callingCode(msg.To)
 	if err != nil {
 		w.o.SMSFailed(w.provider, cc, FailureOf(err).String())
 		return id, err
