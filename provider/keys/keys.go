@@ -429,13 +429,14 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 	if k == nil || now.Sub(k.readAt) >= restoreWindow {
 		return nil, true
 	}
-	inStore := make(map[string]bool, len(list))
+	inStore := make(map[string]storage.SigningKey, len(list))
 	for _, rec := range list {
-		inStore[rec.ID] = true
+		inStore[rec.ID] = rec
 	}
 	lost := false
 	for _, pk := range k.current {
-		lost = lost || !inStore[pk.ID]
+		_, has := inStore[pk.ID]
+		lost = lost || !has
 	}
 	if !lost {
 		return nil, true
@@ -444,13 +445,24 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 	var written, byOthers []string
 	for _, jwk := range k.jwks { // newest first: a stable order for the log
 		rec := k.published[jwk.KeyID].SigningKey
-		if inStore[rec.ID] {
-			continue
-		}
 		if rec.State == storage.KeyCurrent {
 			rec.State = storage.KeyRetired
 			rec.ExpiresAt = now.Add(m.retireAfter)
 		} else if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+			continue
+		}
+		if stored, has := inStore[rec.ID]; has {
+			// Another instance restored it first, perhaps as a key it knew
+			// current (retired until now + retireAfter) while this one saw
+			// it rotated out, retired until the rotation's end: the earlier
+			// end wins, so a rotated-out key leaves the JWKS when the
+			// rotation said.
+			if stored.State == storage.KeyRetired && rec.ExpiresAt.Before(stored.ExpiresAt) {
+				if err := m.keepEarlierRetirement(ctx, rec); err != nil {
+					complete = false
+					m.log.Error("keys: cannot shorten a restored key's retirement", "kid", rec.ID, "err", err)
+				}
+			}
 			continue
 		}
 		switch err := m.store.CreateKey(ctx, rec); {
@@ -458,6 +470,11 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 			written = append(written, rec.ID)
 		case errors.Is(err, storage.ErrAlreadyExists):
 			byOthers = append(byOthers, rec.ID)
+			// Written between our read and our write: the same rule.
+			if err := m.keepEarlierRetirement(ctx, rec); err != nil {
+				complete = false
+				m.log.Error("keys: cannot shorten a restored key's retirement", "kid", rec.ID, "err", err)
+			}
 		default:
 			complete = false
 			m.log.Error("keys: cannot restore a signing key the store lost; publishing it anyway", "kid", rec.ID, "alg", rec.Algorithm, "err", err)
@@ -472,6 +489,21 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 			"count", len(byOthers), "kids", byOthers)
 	}
 	return restored, complete
+}
+
+// keepEarlierRetirement makes the stored retired key rec.ID end its
+// retirement at rec.ExpiresAt when that is earlier.
+func (m *Manager) keepEarlierRetirement(ctx context.Context, rec storage.SigningKey) error {
+	_, err := m.store.UpdateKey(ctx, rec.ID, func(k storage.SigningKey) (storage.SigningKey, error) {
+		if k.State == storage.KeyRetired && !rec.ExpiresAt.IsZero() && (k.ExpiresAt.IsZero() || rec.ExpiresAt.Before(k.ExpiresAt)) {
+			k.ExpiresAt = rec.ExpiresAt
+		}
+		return k, nil
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // gone again: the next refresh restores it
+	}
+	return err
 }
 
 // replaceCurrent gives each algorithm whose current key this instance knew,
