@@ -22,8 +22,9 @@ type Counters interface {
 	AddCount(ctx context.Context, key string, delta int64, window time.Duration) (float64, error)
 	// AddCounts runs AddCount for every change, in one round trip where the
 	// backend can, and returns the estimates in the order of changes. The
-	// changes are independent, not one transaction. On error some may have
-	// been applied, and the estimates are nil.
+	// changes are independent, not one transaction. On error the estimates,
+	// when not nil, are NaN for the changes not known to be applied, so that
+	// the caller can take back the others.
 	AddCounts(ctx context.Context, changes []CountChange) ([]float64, error)
 	// SetLatch holds key for d from now, replacing any earlier hold. A d <= 0
 	// releases it.

@@ -57,3 +57,51 @@ func TestStoreFailureTakesBackTheCounts(t *testing.T) {
 		t.Fatalf("%d SMS sent, want 1 (none during the failure)", len(msgs))
 	}
 }
+
+// applyThenFail applies every counter change, then reports an error with the
+// estimates, as a Redis read timeout after the pipeline ran would if the
+// replies had come back; it records the keys it added to.
+type applyThenFail struct {
+	*memory.Store
+	added []storage.CountChange
+}
+
+func (s *applyThenFail) AddCounts(ctx context.Context, changes []storage.CountChange) ([]float64, error) {
+	got, err := s.Store.AddCounts(ctx, changes)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range changes {
+		if c.Delta > 0 {
+			s.added = append(s.added, c)
+		}
+	}
+	return got, errors.New("read timeout")
+}
+
+// When the pumping breaker's counts fail after counting the send, the send
+// is taken back with the others: nothing was sent.
+func TestBreakerCountFailureTakesBackTheSend(t *testing.T) {
+	store := &applyThenFail{Store: memory.New()}
+	t.Cleanup(func() { store.Close() })
+	f, err := smsotp.New(store, sms.NewOutbox(store, 10, nil), smsotp.Options{HashKey: key, Origin: "id.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.Wrap(f, store, key, guard.DefaultPolicy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := g.Start(ctx, factors.StartRequest{Phone: mobileFR, ClientID: "rp", IP: "192.0.2.7", Locale: "en"}); err == nil {
+		t.Fatal("Start with failing breaker counts: no error")
+	}
+	if len(store.added) == 0 {
+		t.Fatal("the breaker counted nothing: the test does not reach the breaker")
+	}
+	for _, c := range store.added {
+		if n, err := store.Store.AddCount(ctx, c.Key, 0, c.Window); err != nil || n != 0 {
+			t.Errorf("count %q is %v (%v) after the failed send, want 0", c.Key, n, err)
+		}
+	}
+}

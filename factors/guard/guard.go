@@ -324,6 +324,9 @@ func (g *Guard) checkSend(ctx context.Context, n number, clientID, ip string) (*
 			{Key: verifiedKey(n.region, b.Window), Delta: 0, Window: b.Window},
 		})
 		if err != nil {
+			if len(counts) > 0 && !math.IsNaN(counts[0]) {
+				held.add(sentKey(n.region, b.Window), b.Window) // it counted: take it back too
+			}
 			g.release(ctx, held)
 			return nil, fmt.Errorf("guard: breaker counts: %w", err)
 		}

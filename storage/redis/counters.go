@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -66,17 +67,24 @@ func (s *Store) AddCounts(ctx context.Context, changes []storage.CountChange) ([
 		}
 		calls[i] = scriptCall{addCount, []string{s.limiterKey(c.Key)}, []any{c.Delta, max(c.Window.Microseconds(), 1)}}
 	}
+	// Each call succeeds or fails on its own, as in AllowEach.
 	out := make([]float64, len(changes))
+	var first error
 	for i, cmd := range s.runScripts(ctx, calls) {
 		res, err := cmd.Text()
 		if err != nil {
-			return nil, fail(err, "add count") // keys may hold hashed phone numbers
+			err = fail(err, "add count") // keys may hold hashed phone numbers
+		} else if out[i], err = strconv.ParseFloat(res, 64); err != nil {
+			err = fmt.Errorf("redis: add count: unexpected script reply %q", res)
 		}
-		if out[i], err = strconv.ParseFloat(res, 64); err != nil {
-			return nil, fmt.Errorf("redis: add count: unexpected script reply %q", res)
+		if err != nil {
+			out[i] = math.NaN()
+			if first == nil {
+				first = err
+			}
 		}
 	}
-	return out, nil
+	return out, first
 }
 
 // SetLatch holds key for d (SET … PX), or releases it when d <= 0.

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -629,5 +630,25 @@ func TestAllowEachPartialFailure(t *testing.T) {
 	}
 	if n, err := s.AddCount(ctx, "counted", 0, time.Minute); err != nil || n != 1 {
 		t.Fatalf("the check that answered counted %v (%v), want 1", n, err)
+	}
+}
+
+// Likewise for AddCounts: a change whose call failed is NaN, the others
+// come back with their estimates.
+func TestAddCountsPartialFailure(t *testing.T) {
+	s, client, _ := newTestStore(t)
+	ctx := t.Context()
+	if err := client.Set(ctx, s.limiterKey("broken"), "not a hash", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.AddCounts(ctx, []storage.CountChange{
+		{Key: "counted", Delta: 1, Window: time.Minute},
+		{Key: "broken", Delta: 1, Window: time.Minute},
+	})
+	if err == nil {
+		t.Fatal("no error for a change that failed")
+	}
+	if len(got) != 2 || got[0] != 1 || !math.IsNaN(got[1]) {
+		t.Fatalf("estimates %v, want [1 NaN]", got)
 	}
 }
