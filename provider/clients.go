@@ -114,8 +114,8 @@ func (p *Provider) getClient(ctx context.Context, id string) (fosite.Client, err
 // comes from the process (p.static): the configuration file owns it, so a
 // store that lost its data (a Redis restarted without persistence) cannot
 // make it unknown. Any other client is read from the store, at most once per
-// request when the request carries a clientMemo. A store failure wraps
-// errStoreUnavailable; a missing client is storage.ErrNotFound.
+// request when the request carries a clientMemo. A missing client is
+// storage.ErrNotFound, a store outage storage.ErrUnavailable.
 func (p *Provider) lookupClient(ctx context.Context, id string) (storage.Client, error) {
 	if c, ok := p.static[id]; ok {
 		return c, nil
@@ -125,11 +125,8 @@ func (p *Provider) lookupClient(ctx context.Context, id string) (storage.Client,
 		return c, nil
 	}
 	c, err := p.store.GetClient(ctx, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Client{}, err
-	}
 	if err != nil {
-		return storage.Client{}, fmt.Errorf("load client: %w: %w", errStoreUnavailable, err)
+		return storage.Client{}, fmt.Errorf("load client: %w", err)
 	}
 	if c.Static {
 		// A copy seeded by a configuration that no longer defines it (or,
@@ -195,63 +192,16 @@ func (m *clientMemo) put(c storage.Client) {
 	m.m[c.ID] = c
 }
 
-// errStoreUnavailable marks a failure of the store itself (unreachable,
-// timed out), as opposed to a record that does not exist: a client that could
-// not be loaded, or a token session the fosite adapter could not read or write.
-var errStoreUnavailable = errors.New("store unavailable")
-
-// unavailable turns a refusal that fosite built around a store failure into
-// temporarily_unavailable (503): fosite answers invalid_client for any
-// GetClient error and server_error for any other storage error, which would
-// blame the client, or otpgate, for an outage. Any other error is returned as
-// is.
+// unavailable turns a refusal that fosite built around a store outage
+// (storage.ErrUnavailable) into temporarily_unavailable (503): fosite answers
+// invalid_client for any GetClient error and server_error for any other
+// storage error, which would blame the client, or otpgate, for an outage.
+// Any other error is returned as is.
 func unavailable(err error) error {
-	if errors.Is(err, errStoreUnavailable) {
+	if errors.Is(err, storage.ErrUnavailable) {
 		return fosite.ErrTemporarilyUnavailable.WithWrap(err).WithDebug(err.Error())
 	}
 	return err
-}
-
-// markedStore is the store as fosite's storage adapter sees it: every token
-// failure other than the storage sentinels (not found, already exists,
-// conflict) also wraps errStoreUnavailable. Static clients never touch the
-// store, so during an outage the first failure of a token request with one is
-// reading the authorization code, not loading the client; without the mark
-// it would be a 500.
-type markedStore struct{ storage.Store }
-
-func markFailure(err error) error {
-	switch {
-	case err == nil, errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists),
-		errors.Is(err, storage.ErrConflict), errors.Is(err, context.Canceled):
-		return err
-	}
-	return fmt.Errorf("%w: %w", errStoreUnavailable, err)
-}
-
-func (s markedStore) CreateToken(ctx context.Context, t storage.Token) error {
-	return markFailure(s.Store.CreateToken(ctx, t))
-}
-
-func (s markedStore) GetToken(ctx context.Context, kind storage.TokenKind, signature string) (storage.Token, error) {
-	t, err := s.Store.GetToken(ctx, kind, signature)
-	return t, markFailure(err)
-}
-
-func (s markedStore) DeleteToken(ctx context.Context, kind storage.TokenKind, signature string) error {
-	return markFailure(s.Store.DeleteToken(ctx, kind, signature))
-}
-
-func (s markedStore) DeactivateToken(ctx context.Context, kind storage.TokenKind, signature string) error {
-	return markFailure(s.Store.DeactivateToken(ctx, kind, signature))
-}
-
-func (s markedStore) DeactivateTokensByRequest(ctx context.Context, kind storage.TokenKind, requestID string) error {
-	return markFailure(s.Store.DeactivateTokensByRequest(ctx, kind, requestID))
-}
-
-func (s markedStore) DeleteTokensByRequest(ctx context.Context, kind storage.TokenKind, requestID string) error {
-	return markFailure(s.Store.DeleteTokensByRequest(ctx, kind, requestID))
 }
 
 // HashClientSecret returns the stored form of a client secret.

@@ -10,6 +10,7 @@ import (
 	"github.com/ory/fosite/handler/openid"
 
 	"github.com/otpgate/otpgate/factors"
+	"github.com/otpgate/otpgate/storage"
 )
 
 // discovery is the OpenID Provider Metadata document (OpenID Connect Discovery 1.0 §3).
@@ -134,11 +135,11 @@ func (p *Provider) handleUserinfo(c *gin.Context) {
 			c.JSON(http.StatusForbidden, gin.H{"error": "insufficient_scope", "error_description": "The access token was not granted scope openid."})
 			return
 		}
-		// A token that cannot be found may only be unreadable: during a store
-		// outage say so (503) rather than telling the client its token is bad.
-		if perr := p.store.Ping(ctx); perr != nil {
-			p.log.Warn("userinfo: store unreachable", "err", perr)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "temporarily_unavailable"})
+		// A token that cannot be read is not a bad token: during a store
+		// outage say so (503) rather than telling the client to drop it.
+		if errors.Is(err, storage.ErrUnavailable) {
+			p.log.Warn("userinfo: store unavailable", "err", err)
+			writeUnavailable(c)
 			return
 		}
 		c.Header("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -168,7 +169,7 @@ func (p *Provider) handleRevoke(c *gin.Context) {
 	// fosite answers 200 to a revocation the store could not carry out; the
 	// relying party would believe a token dead that comes back with the
 	// store. RFC 7009 §2.2.1 has 503 for this.
-	if errors.Is(err, errStoreUnavailable) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
+	if errors.Is(err, storage.ErrUnavailable) || errors.Is(err, fosite.ErrTemporarilyUnavailable) {
 		writeUnavailable(c)
 		return
 	}
@@ -185,7 +186,7 @@ func (p *Provider) handleIntrospect(c *gin.Context) {
 		p.logOAuthError("introspect: refused request", err)
 		// fosite answers {"active": false} to a token the store could not
 		// read: a resource server would reject a valid token.
-		if errors.Is(err, errStoreUnavailable) {
+		if errors.Is(err, storage.ErrUnavailable) {
 			writeUnavailable(c)
 			return
 		}

@@ -183,7 +183,7 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 		AllowedPromptValues:             []string{"login", "none", "consent"},
 		RedirectSecureChecker:           fosite.IsRedirectURISecureStrict,
 	}
-	fstore := storage.NewFosite(markedStore{opts.Store}, p.getClient, func() fosite.Session { return newSession() })
+	fstore := storage.NewFosite(opts.Store, p.getClient, func() fosite.Session { return newSession() })
 	signer := opts.Keys.Signer()
 	// Compose explicitly: never ComposeAllEnabled, which turns on the implicit,
 	// password and client-credentials grants.

@@ -29,6 +29,11 @@ var (
 	// transition was attempted from the wrong state (for example deactivating a
 	// token that is already inactive).
 	ErrConflict = errors.New("storage: conflict")
+	// ErrUnavailable: the backend failed or could not be reached (a lost
+	// connection, a timeout, a server error); the same call may succeed
+	// later. Backends wrap such failures with it, so that callers can tell an
+	// outage from an answer; a cancelled context is not one.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // Store is everything otpgate persists. Implementations are safe for concurrent use.

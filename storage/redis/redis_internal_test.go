@@ -652,3 +652,37 @@ func TestAddCountsPartialFailure(t *testing.T) {
 		t.Fatalf("estimates %v, want [1 NaN]", got)
 	}
 }
+
+// A Redis that does not answer is storage.ErrUnavailable; an answer ("no such
+// key") and the caller's own cancelled context are not.
+func TestUnavailableIsMarked(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	_, err := s.GetFlow(t.Context(), "absent")
+	if !errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("absent flow: %v, want ErrNotFound only", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := s.GetFlow(ctx, "absent"); errors.Is(err, storage.ErrUnavailable) {
+		t.Errorf("cancelled context: %v, want no ErrUnavailable", err)
+	}
+
+	// Nothing listens on port 1 of loopback.
+	down := New(goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 200 * time.Millisecond}))
+	t.Cleanup(func() { _ = down.c.Close() })
+	for name, call := range map[string]func() error{
+		"GetFlow": func() error { _, err := down.GetFlow(t.Context(), "f"); return err },
+		"CreateToken": func() error {
+			return down.CreateToken(t.Context(), storage.Token{Kind: storage.KindAccessToken, Signature: "s", RequestID: "r", ExpiresAt: time.Now().Add(time.Hour)})
+		},
+		"AllowEach": func() error {
+			_, err := down.AllowEach(t.Context(), []storage.RateCheck{{Key: "k", Limit: 1, Window: time.Minute}})
+			return err
+		},
+		"Ping": func() error { return down.Ping(t.Context()) },
+	} {
+		if err := call(); !errors.Is(err, storage.ErrUnavailable) {
+			t.Errorf("%s on a Redis that does not answer: %v, want ErrUnavailable", name, err)
+		}
+	}
+}

@@ -134,15 +134,24 @@ func (s *Store) Close() error {
 
 // fail wraps a Redis error with what was being done. It is the one place where
 // goredis.Nil ("no such key", or a script returning false) becomes
-// storage.ErrNotFound.
+// storage.ErrNotFound, and where every other failure of Redis itself (a
+// connection, a timeout, an error reply) is marked storage.ErrUnavailable. A
+// context the caller cancelled or let expire stays what it is.
 func fail(err error, format string, args ...any) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, goredis.Nil) {
+	what := fmt.Sprintf(format, args...)
+	switch {
+	case errors.Is(err, goredis.Nil):
 		err = storage.ErrNotFound
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded),
+		errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrAlreadyExists),
+		errors.Is(err, storage.ErrConflict), errors.Is(err, storage.ErrUnavailable):
+	default:
+		return fmt.Errorf("redis: %s: %w: %w", what, storage.ErrUnavailable, err)
 	}
-	return fmt.Errorf("redis: %s: %w", fmt.Sprintf(format, args...), err)
+	return fmt.Errorf("redis: %s: %w", what, err)
 }
 
 // ---------------------------------------------------------------------------
