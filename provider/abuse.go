@@ -3,6 +3,7 @@ package provider
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -191,12 +192,21 @@ func (p *Provider) warnUntrustedForwarding(c *gin.Context) {
 	c.Next()
 }
 
-// validProxy reports whether s is an IP address or a CIDR range, as gin's
-// SetTrustedProxies takes them.
-func validProxy(s string) bool {
-	if _, err := netip.ParsePrefix(s); err == nil {
-		return true
+// parseProxies parses trusted proxies as gin's SetTrustedProxies takes them:
+// IP addresses (a one-address prefix) or CIDR ranges.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if prefix, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, prefix.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("provider: trusted proxy %q is neither an IP address nor a CIDR range", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
-	_, err := netip.ParseAddr(s)
-	return err == nil
+	return out, nil
 }

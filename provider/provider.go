@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -123,6 +124,8 @@ type Provider struct {
 	csrfKey    []byte
 	guardKey   []byte // audit events carry guard.PhoneHash under it
 	secure     bool   // cookies Secure: the issuer is https
+	// proxies are Options.TrustedProxies, parsed (gin parses its own copy).
+	proxies []netip.Prefix
 	// phoneExample is shown on the phone page: a national-format number of the
 	// default region, with non-breaking spaces to keep it on one line.
 	phoneExample string
@@ -145,7 +148,12 @@ func New(ctx context.Context, opts Options) (*Provider, error) {
 	if err != nil || iss.Scheme == "" || iss.Host == "" {
 		return nil, fmt.Errorf("provider: issuer %q is not an absolute URL", opts.Issuer)
 	}
+	proxies, err := parseProxies(opts.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	p := &Provider{
+		proxies:      proxies,
 		opts:         opts,
 		issuer:       iss,
 		store:        opts.Store,
@@ -242,11 +250,6 @@ func (o *Options) defaults() error {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	for _, tp := range o.TrustedProxies {
-		if !validProxy(tp) {
-			return fmt.Errorf("provider: trusted proxy %q is neither an IP address nor a CIDR range", tp)
-		}
-	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -297,7 +300,10 @@ func (p *Provider) Handler() http.Handler {
 	_ = r.SetTrustedProxies(p.opts.TrustedProxies)
 	// traceRequest and instrument come first, to see what Recovery and
 	// limitBody answer too.
-	r.Use(p.traceRequest, p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding, p.memoizeClients)
+	if p.opts.Tracer != nil {
+		r.Use(p.traceRequest)
+	}
+	r.Use(p.opts.Metrics.instrument, gin.Recovery(), p.securityHeaders, p.limitBody, p.warnUntrustedForwarding, p.memoizeClients)
 	p.registerProtocol(r)
 	p.registerLogin(r)
 	p.registerHealth(r)

@@ -119,10 +119,6 @@ var traceContext propagation.TraceContext
 // otelhttp's WithPublicEndpoint.
 func (p *Provider) traceRequest(c *gin.Context) {
 	tracer := p.opts.Tracer
-	if tracer == nil {
-		c.Next()
-		return
-	}
 	r := c.Request
 	ctx := r.Context()
 	method, name := spanMethod(r.Method)
@@ -173,22 +169,16 @@ func (p *Provider) traceRequest(c *gin.Context) {
 }
 
 // fromTrustedProxy reports whether peer, the request's direct peer (gin's
-// RemoteIP, never an address X-Forwarded-For claims), is in
-// Options.TrustedProxies, which New validated. The list is parsed here, for
-// the few requests that carry a traceparent: a handful of prefixes cost
-// less than the span.
+// RemoteIP, never an address X-Forwarded-For claims), is one of
+// Options.TrustedProxies.
 func (p *Provider) fromTrustedProxy(peer string) bool {
 	addr, err := netip.ParseAddr(peer)
 	if err != nil {
 		return false
 	}
 	addr = addr.Unmap() // an IPv4 client on a dual-stack socket
-	for _, tp := range p.opts.TrustedProxies {
-		if prefix, err := netip.ParsePrefix(tp); err == nil {
-			if prefix.Contains(addr) {
-				return true
-			}
-		} else if a, err := netip.ParseAddr(tp); err == nil && a.Unmap() == addr {
+	for _, prefix := range p.proxies {
+		if prefix.Contains(addr) {
 			return true
 		}
 	}
