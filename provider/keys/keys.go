@@ -132,8 +132,8 @@ func WithCacheTTL(d time.Duration) Option {
 // WithRetireAfter sets how long a key that was current when the store lost it
 // (a Redis restarted without persistence) stays published once written back,
 // retired (default 24h5m, which covers the longest token lifetime the
-// configuration accepts). Pass provider.Options.KeyRetireAfter: like a
-// rotation, it must cover the lifetime of every token the key signed.
+// configuration accepts). Pass provider.KeyRetireAfter of the token
+// lifetimes: like a rotation, it must cover every token the key signed.
 func WithRetireAfter(d time.Duration) Option {
 	return func(m *Manager) error {
 		if d <= 0 {
@@ -458,10 +458,7 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 			// end wins, so a rotated-out key leaves the JWKS when the
 			// rotation said.
 			if stored.State == storage.KeyRetired && rec.ExpiresAt.Before(stored.ExpiresAt) {
-				if err := m.keepEarlierRetirement(ctx, rec); err != nil {
-					complete = false
-					m.log.Error("keys: cannot shorten a restored key's retirement", "kid", rec.ID, "err", err)
-				}
+				complete = m.keepEarlierRetirement(ctx, rec) && complete
 			}
 			continue
 		}
@@ -471,10 +468,7 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 		case errors.Is(err, storage.ErrAlreadyExists):
 			byOthers = append(byOthers, rec.ID)
 			// Written between our read and our write: the same rule.
-			if err := m.keepEarlierRetirement(ctx, rec); err != nil {
-				complete = false
-				m.log.Error("keys: cannot shorten a restored key's retirement", "kid", rec.ID, "err", err)
-			}
+			complete = m.keepEarlierRetirement(ctx, rec) && complete
 		default:
 			complete = false
 			m.log.Error("keys: cannot restore a signing key the store lost; publishing it anyway", "kid", rec.ID, "alg", rec.Algorithm, "err", err)
@@ -492,18 +486,20 @@ func (m *Manager) restore(ctx context.Context, list []storage.SigningKey, now ti
 }
 
 // keepEarlierRetirement makes the stored retired key rec.ID end its
-// retirement at rec.ExpiresAt when that is earlier.
-func (m *Manager) keepEarlierRetirement(ctx context.Context, rec storage.SigningKey) error {
+// retirement at rec.ExpiresAt when that is earlier. It reports false, having
+// logged why, when the store could not be updated.
+func (m *Manager) keepEarlierRetirement(ctx context.Context, rec storage.SigningKey) bool {
 	_, err := m.store.UpdateKey(ctx, rec.ID, func(k storage.SigningKey) (storage.SigningKey, error) {
 		if k.State == storage.KeyRetired && !rec.ExpiresAt.IsZero() && (k.ExpiresAt.IsZero() || rec.ExpiresAt.Before(k.ExpiresAt)) {
 			k.ExpiresAt = rec.ExpiresAt
 		}
 		return k, nil
 	})
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil // gone again: the next refresh restores it
+	if err != nil && !errors.Is(err, storage.ErrNotFound) { // gone again: the next refresh restores it
+		m.log.Error("keys: cannot shorten a restored key's retirement", "kid", rec.ID, "err", err)
+		return false
 	}
-	return err
+	return true
 }
 
 // replaceCurrent gives each algorithm whose current key this instance knew,
