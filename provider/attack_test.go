@@ -42,15 +42,9 @@ func withGuard(p guard.Policy) envOption {
 // withTrustedProxies makes the provider believe X-Forwarded-For from these
 // addresses, as behind a load balancer.
 func withTrustedProxies(proxies ...string) envOption {
-	return func(c *envConfig) {
-		prev := c.options
-		c.options = func(o *provider.Options) {
-			if prev != nil {
-				prev(o)
-			}
-			o.TrustedProxies = proxies
-		}
-	}
+	return withOptions(func(o *provider.Options) {
+		o.TrustedProxies = proxies
+	})
 }
 
 // browserFrom is a browser whose requests reach otpgate through the test's

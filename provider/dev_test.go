@@ -13,7 +13,7 @@ import (
 
 // withDev turns on the development routes (/dev/outbox.json, /dev/demo).
 func withDev() envOption {
-	return func(c *envConfig) { c.options = func(o *provider.Options) { o.Dev = true } }
+	return withOptions(func(o *provider.Options) { o.Dev = true })
 }
 
 // The bench asks the outbox for the newest SMS to one number at every login:

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,29 +26,19 @@ import (
 // and the factor report to it, and the provider counts requests and tokens
 // in it and serves it at /metrics on the admin listener.
 func withMetrics(t testing.TB, m *provider.Metrics, p guard.Policy) envOption {
-	return func(c *envConfig) {
-		prev := c.options
-		c.options = func(o *provider.Options) {
-			if prev != nil {
-				prev(o)
-			}
-			iss, err := url.Parse(o.Issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sender := sms.Observe("outbox", sms.NewOutbox(o.Store, 100, time.Now), m)
-			f, err := smsotp.New(o.Store, sender, smsotp.Options{HashKey: provider.CodeHashKey(o.Secret), Origin: iss.Host})
-			if err != nil {
-				t.Fatalf("smsotp.New: %v", err)
-			}
-			g, err := guard.Wrap(f, o.Store, provider.GuardKey(testSecret), p, guard.WithLogger(o.Logger), guard.WithObserver(m))
-			if err != nil {
-				t.Fatalf("guard.Wrap: %v", err)
-			}
-			o.Factor = factors.Observe(g, m)
-			o.Metrics = m
+	return withOptions(func(o *provider.Options) {
+		sender := sms.Observe("outbox", sms.NewOutbox(o.Store, 100, time.Now), m)
+		f, err := smsotp.New(o.Store, sender, smsotp.Options{HashKey: provider.CodeHashKey(o.Secret), Origin: issuerHost(t, o)})
+		if err != nil {
+			t.Fatalf("smsotp.New: %v", err)
 		}
-	}
+		g, err := guard.Wrap(f, o.Store, provider.GuardKey(testSecret), p, guard.WithLogger(o.Logger), guard.WithObserver(m))
+		if err != nil {
+			t.Fatalf("guard.Wrap: %v", err)
+		}
+		o.Factor = factors.Observe(g, m)
+		o.Metrics = m
+	})
 }
 
 // scrape reads /metrics from the admin listener: each sample line's value

@@ -6,7 +6,6 @@ package provider_test
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -22,27 +21,17 @@ import (
 // limits are the factor's defaults (6 digits, 5 attempts), which the pages'
 // defaults match.
 func withOrangeFactor(t testing.TB, fake *orangetest.Server) envOption {
-	return func(c *envConfig) {
-		prev := c.options
-		c.options = func(o *provider.Options) {
-			if prev != nil {
-				prev(o)
-			}
-			iss, err := url.Parse(o.Issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			f, err := orange.New(o.Store, orange.Options{
-				BaseURL: fake.URL, ClientID: orangetest.ClientID, ClientSecret: orangetest.ClientSecret,
-				Service: orangetest.Service, PartnerID: orangetest.PartnerID, Origin: iss.Host,
-				Timeout: 5 * time.Second,
-			})
-			if err != nil {
-				t.Fatalf("orange.New: %v", err)
-			}
-			o.Factor = f
+	return withOptions(func(o *provider.Options) {
+		f, err := orange.New(o.Store, orange.Options{
+			BaseURL: fake.URL, ClientID: orangetest.ClientID, ClientSecret: orangetest.ClientSecret,
+			Service: orangetest.Service, PartnerID: orangetest.PartnerID, Origin: issuerHost(t, o),
+			Timeout: 5 * time.Second,
+		})
+		if err != nil {
+			t.Fatalf("orange.New: %v", err)
 		}
-	}
+		o.Factor = f
+	})
 }
 
 // orangeCode is the code of the newest SMS Orange sent to phone, checked to

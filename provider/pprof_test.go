@@ -25,14 +25,12 @@ func TestPprofOnlyWhenEnabled(t *testing.T) {
 		body, _ := io.ReadAll(rec.Body)
 		return rec.Code, string(body)
 	}
-	off := newEnv(t, "memory", func(c *envConfig) { c.options = func(o *provider.Options) { o.AdminToken = token } })
+	off := newEnv(t, "memory", withOptions(func(o *provider.Options) { o.AdminToken = token }))
 	if code, _ := get(t, off.P.AdminHandler(), "/debug/pprof/", token); code != http.StatusNotFound {
 		t.Errorf("pprof off: /debug/pprof/ answered %d, want 404", code)
 	}
 
-	on := newEnv(t, "memory", func(c *envConfig) {
-		c.options = func(o *provider.Options) { o.Pprof, o.AdminToken = true, token }
-	})
+	on := newEnv(t, "memory", withOptions(func(o *provider.Options) { o.Pprof, o.AdminToken = true, token }))
 	for path, want := range map[string]string{
 		"/debug/pprof/":                  "Types of profiles available",
 		"/debug/pprof/heap?debug=1":      "heap profile",

@@ -198,30 +198,20 @@ func webhookYAML(base string) string {
 // withSender replaces the environment's factor with the SMS factor sending
 // through the setup (opened as a server would, outside --dev).
 func withSender(t testing.TB, setup sms.Setup) envOption {
-	return func(c *envConfig) {
-		prev := c.options
-		c.options = func(o *provider.Options) {
-			if prev != nil {
-				prev(o)
-			}
-			iss, err := url.Parse(o.Issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sender, err := setup.Open(sms.Deps{Logger: o.Logger})
-			if err != nil {
-				t.Fatalf("sms setup: %v", err)
-			}
-			f, err := smsotp.New(o.Store, sender, smsotp.Options{
-				HashKey: provider.CodeHashKey(o.Secret),
-				Origin:  iss.Host,
-			})
-			if err != nil {
-				t.Fatalf("smsotp.New: %v", err)
-			}
-			o.Factor = f
+	return withOptions(func(o *provider.Options) {
+		sender, err := setup.Open(sms.Deps{Logger: o.Logger})
+		if err != nil {
+			t.Fatalf("sms setup: %v", err)
 		}
-	}
+		f, err := smsotp.New(o.Store, sender, smsotp.Options{
+			HashKey: provider.CodeHashKey(o.Secret),
+			Origin:  issuerHost(t, o),
+		})
+		if err != nil {
+			t.Fatalf("smsotp.New: %v", err)
+		}
+		o.Factor = f
+	})
 }
 
 func TestSendersE2E(t *testing.T) {

@@ -148,6 +148,30 @@ func withFlowTTL(d time.Duration) envOption {
 	return func(c *envConfig) { c.flowTTL = d }
 }
 
+// withOptions adjusts the provider's options, after the options earlier
+// envOptions set.
+func withOptions(f func(o *provider.Options)) envOption {
+	return func(c *envConfig) {
+		prev := c.options
+		c.options = func(o *provider.Options) {
+			if prev != nil {
+				prev(o)
+			}
+			f(o)
+		}
+	}
+}
+
+// issuerHost is the host of o.Issuer: the origin SMS texts are bound to.
+func issuerHost(t testing.TB, o *provider.Options) string {
+	t.Helper()
+	iss, err := url.Parse(o.Issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss.Host
+}
+
 // stores lists the backends every end-to-end test runs against.
 var stores = []string{"memory", "redis"}
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,22 +39,14 @@ func withObservability(t testing.TB, kind string, m *provider.Metrics, tracer tr
 		c.store = func(s storage.Store) storage.Store {
 			return observe.Wrap(s, observe.WithRecorder(m), observe.WithTracer(tracer), observe.WithSystem(kind))
 		}
-		prev := c.options
-		c.options = func(o *provider.Options) {
-			if prev != nil {
-				prev(o)
-			}
-			iss, err := url.Parse(o.Issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
+		withOptions(func(o *provider.Options) {
 			sender := sms.Trace("outbox", sms.Observe("outbox", sms.NewOutbox(o.Store, 100, time.Now), m), tracer)
-			f, err := smsotp.New(o.Store, sender, smsotp.Options{HashKey: provider.CodeHashKey(o.Secret), Origin: iss.Host})
+			f, err := smsotp.New(o.Store, sender, smsotp.Options{HashKey: provider.CodeHashKey(o.Secret), Origin: issuerHost(t, o)})
 			if err != nil {
 				t.Fatalf("smsotp.New: %v", err)
 			}
 			o.Factor, o.Metrics, o.Tracer = f, m, tracer
-		}
+		})(c)
 	}
 }
 
@@ -317,13 +308,7 @@ func TestTraceparentTrust(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { tr.Shutdown(context.Background()) })
-			e := newEnv(t, "memory", withTrustedProxies(tc.trusted...), func(c *envConfig) {
-				prev := c.options
-				c.options = func(o *provider.Options) {
-					prev(o)
-					o.Tracer = tr.Tracer()
-				}
-			})
+			e := newEnv(t, "memory", withTrustedProxies(tc.trusted...), withOptions(func(o *provider.Options) { o.Tracer = tr.Tracer() }))
 
 			req, _ := http.NewRequest(http.MethodGet, e.abs("/healthz"), nil)
 			req.Header.Set("traceparent", "00-"+parentTrace+"-"+parentSpan+"-"+tc.flags)
@@ -448,7 +433,7 @@ func BenchmarkObservedLogin(b *testing.B) {
 func TestTraceRequest(t *testing.T) {
 	spans := tracetest.NewSpanRecorder()
 	tracer := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)).Tracer("test")
-	e := newEnv(t, "memory", func(c *envConfig) { c.options = func(o *provider.Options) { o.Tracer = tracer } })
+	e := newEnv(t, "memory", withOptions(func(o *provider.Options) { o.Tracer = tracer }))
 
 	do := func(method, target string) {
 		req, _ := http.NewRequest(method, e.abs(target), nil)
