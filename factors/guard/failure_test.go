@@ -14,6 +14,21 @@ import (
 	"github.com/otpgate/otpgate/storage/memory"
 )
 
+// guardOn is the guard with policy p in front of the SMS factor (dev outbox),
+// both on s.
+func guardOn(t *testing.T, s storage.Store, p guard.Policy) *guard.Guard {
+	t.Helper()
+	f, err := smsotp.New(s, sms.NewOutbox(s, 10, nil), smsotp.Options{HashKey: key, Origin: "id.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := guard.Wrap(f, s, key, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // countThenFail counts every limit, then reports an error, as a Redis read
 // timeout after the pipeline ran does, or a cluster node that failed while
 // the others answered.
@@ -34,23 +49,12 @@ func TestStoreFailureTakesBackTheCounts(t *testing.T) {
 	t.Cleanup(func() { store.Close() })
 	p := guard.DefaultPolicy()
 	p.Limits.Phone = guard.Limit{Count: 1, Window: time.Hour}
-	wrap := func(s storage.Store) *guard.Guard {
-		f, err := smsotp.New(s, sms.NewOutbox(s, 10, nil), smsotp.Options{HashKey: key, Origin: "id.example.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, err := guard.Wrap(f, s, key, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g
-	}
 	req := factors.StartRequest{Phone: mobileFR, ClientID: "rp", IP: "192.0.2.7", Locale: "en"}
-	if _, err := wrap(countThenFail{store}).Start(context.Background(), req); err == nil {
+	if _, err := guardOn(t, countThenFail{store}, p).Start(context.Background(), req); err == nil {
 		t.Fatal("Start with a failing store: no error")
 	}
 	// The one send the phone limit allows is still there.
-	if _, err := wrap(store).Start(context.Background(), req); err != nil {
+	if _, err := guardOn(t, store, p).Start(context.Background(), req); err != nil {
 		t.Fatalf("after the failure, the first real send: %v, want it sent", err)
 	}
 	if msgs, _ := store.ListOutbox(context.Background(), 10); len(msgs) != 1 {
@@ -84,16 +88,8 @@ func (s *applyThenFail) AddCounts(ctx context.Context, changes []storage.CountCh
 func TestBreakerCountFailureTakesBackTheSend(t *testing.T) {
 	store := &applyThenFail{Store: memory.New()}
 	t.Cleanup(func() { store.Close() })
-	f, err := smsotp.New(store, sms.NewOutbox(store, 10, nil), smsotp.Options{HashKey: key, Origin: "id.example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := guard.Wrap(f, store, key, guard.DefaultPolicy())
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	if _, err := g.Start(ctx, factors.StartRequest{Phone: mobileFR, ClientID: "rp", IP: "192.0.2.7", Locale: "en"}); err == nil {
+	if _, err := guardOn(t, store, guard.DefaultPolicy()).Start(ctx, factors.StartRequest{Phone: mobileFR, ClientID: "rp", IP: "192.0.2.7", Locale: "en"}); err == nil {
 		t.Fatal("Start with failing breaker counts: no error")
 	}
 	if len(store.added) == 0 {
