@@ -26,6 +26,17 @@ func newFlow(id string) storage.Flow {
 	}
 }
 
+// storedFlow creates a new flow and returns it as the store reads it back
+// (with the version the backend keeps).
+func storedFlow(t *testing.T, s storage.Store) storage.Flow {
+	t.Helper()
+	f := newFlow(newID("flow"))
+	must(t, s.CreateFlow(t.Context(), f))
+	got, err := s.GetFlow(t.Context(), f.ID)
+	must(t, err)
+	return got
+}
+
 func testFlows(t *testing.T, s storage.Store) {
 	t.Run("CRUD", func(t *testing.T) {
 		t.Parallel()
@@ -49,18 +60,15 @@ func testFlows(t *testing.T, s storage.Store) {
 	t.Run("UpdateBumpsVersion", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		f := newFlow(newID("flow"))
-		must(t, s.CreateFlow(ctx, f))
-		prev, err := s.GetFlow(ctx, f.ID)
-		must(t, err)
+		prev := storedFlow(t, s)
 		for _, step := range []string{"consent", "done"} {
-			got, err := s.UpdateFlow(ctx, f.ID, func(f storage.Flow) (storage.Flow, error) {
+			got, err := s.UpdateFlow(ctx, prev.ID, func(f storage.Flow) (storage.Flow, error) {
 				f.Step = step
 				f.Version = 0 // the caller cannot reset the version
 				return f, nil
 			})
 			must(t, err)
-			stored, err := s.GetFlow(ctx, f.ID)
+			stored, err := s.GetFlow(ctx, prev.ID)
 			must(t, err)
 			equal(t, got, stored)
 			if got.Step != step || got.Version <= prev.Version {
@@ -73,10 +81,7 @@ func testFlows(t *testing.T, s storage.Store) {
 	t.Run("ReplaceFromARead", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		f := newFlow(newID("flow"))
-		must(t, s.CreateFlow(ctx, f))
-		read, err := s.GetFlow(ctx, f.ID)
-		must(t, err)
+		read := storedFlow(t, s)
 
 		next := read
 		next.Step, next.ChallengeID = "consent", ""
@@ -85,7 +90,7 @@ func testFlows(t *testing.T, s storage.Store) {
 		if got.Version != read.Version+1 || got.Step != "consent" {
 			t.Fatalf("replace: version %d step %q, want version %d step consent", got.Version, got.Step, read.Version+1)
 		}
-		stored, err := s.GetFlow(ctx, f.ID)
+		stored, err := s.GetFlow(ctx, read.ID)
 		must(t, err)
 		equal(t, stored, got)
 
@@ -94,11 +99,11 @@ func testFlows(t *testing.T, s storage.Store) {
 		stale.Step = "done"
 		_, err = s.ReplaceFlow(ctx, stale)
 		wantErr(t, err, storage.ErrConflict)
-		stored, err = s.GetFlow(ctx, f.ID)
+		stored, err = s.GetFlow(ctx, read.ID)
 		must(t, err)
 		equal(t, stored, got)
 
-		must(t, s.DeleteFlow(ctx, f.ID))
+		must(t, s.DeleteFlow(ctx, read.ID))
 		_, err = s.ReplaceFlow(ctx, got)
 		wantErr(t, err, storage.ErrNotFound)
 	})
@@ -106,10 +111,7 @@ func testFlows(t *testing.T, s storage.Store) {
 	t.Run("ConcurrentReplaceExactlyOne", func(t *testing.T) {
 		t.Parallel()
 		ctx := t.Context()
-		f := newFlow(newID("flow"))
-		must(t, s.CreateFlow(ctx, f))
-		read, err := s.GetFlow(ctx, f.ID)
-		must(t, err)
+		read := storedFlow(t, s)
 		exactlyOne(t, racers, func(i int) error {
 			next := read
 			next.Step = changeName(i)
